@@ -19,11 +19,15 @@ const (
 	KindHTTP ErrorKind = "http"
 	// KindNetwork: the request or the response did not make it across.
 	KindNetwork ErrorKind = "network"
-	// KindTimeout: the per-attempt timeout ran out.
+	// KindTimeout: a deadline ran out. Retryable when it was one attempt's
+	// timeout; not when it was the caller's deadline (the error then wraps
+	// context.DeadlineExceeded) or the budget of a shared call.
 	KindTimeout ErrorKind = "timeout"
-	// KindDecode: the body could not be read or decoded, or was too large.
+	// KindDecode: the body could not be decoded (retryable) or was larger
+	// than the cap (not retryable).
 	KindDecode ErrorKind = "decode"
-	// KindCanceled: the caller's context ended first.
+	// KindCanceled: the caller's context was canceled first; the error wraps
+	// context.Canceled.
 	KindCanceled ErrorKind = "canceled"
 )
 

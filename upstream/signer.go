@@ -173,6 +173,11 @@ func (r *DescribeCommunityImagesRequest) CanonicalKey(defaultRegion string) stri
 	if err != nil {
 		return ""
 	}
+	return encodeParams(p)
+}
+
+// encodeParams URL-encodes p with its keys in sorted order.
+func encodeParams(p Params) string {
 	v := make(url.Values, len(p))
 	for k, s := range p {
 		v.Set(k, s)

@@ -64,7 +64,7 @@ func TestSignVectors(t *testing.T) {
 				"Disks": []any{map[string]any{"IsBoot": true, "Size": 20}},
 			},
 			stringToSign: "ActionTestDisks.0.IsBoottrueDisks.0.Size20Price1.5PublicKeyucloudsomeone@example.com1296235120854146120Regioncn-wlcbSortCondition.ASCtrueSortCondition.FieldPubTimeTag.0t0Tag.1t1Tag.10t10Tag.2t2Tag.3t3Tag.4t4Tag.5t5Tag.6t6Tag.7t7Tag.8t8Tag.9t9Whole42" + vectorPrivateKey,
-			signature: "d9c284f8be250578ca21dc8325dc73f306be20ce",
+			signature:    "d9c284f8be250578ca21dc8325dc73f306be20ce",
 		},
 	}
 	for _, tc := range cases {
