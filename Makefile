@@ -1,0 +1,58 @@
+# What a person does with this project. `make run` and `make test` are the
+# two that matter; the rest are their parts.
+
+GO            ?= go
+BIN           := bin/imagegraph
+STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck
+BENCHTIME     ?= 1s
+BENCHCOUNT    ?= 6
+
+.PHONY: run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
+
+## run: serve the API on the built-in sandbox (no credentials needed) at :8080
+run:
+	$(GO) run .
+
+## build: build the server binary into bin/
+build:
+	$(GO) build -o $(BIN) .
+
+## test: every check and every test (what CI runs)
+test: lint generate-check unit playground-check
+
+## lint: gofmt, go vet and staticcheck
+lint: fmt-check vet staticcheck
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
+
+## generate: regenerate gqlgen's code from schema/*.graphqls
+generate:
+	$(GO) generate ./...
+
+## generate-check: fail when generated code is stale
+generate-check: generate
+	@git diff --exit-code -- graph/ upstream/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- graph/ upstream/)" || { git ls-files --others --exclude-standard -- graph/ upstream/; echo "generate made new files: commit them"; exit 1; }
+
+## unit: Go tests with the race detector (unit and end-to-end over HTTP)
+unit:
+	$(GO) test -race -count=1 ./...
+
+## bench: benchmarks with allocation counts
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+
+## playground: rebuild the embedded GraphiQL bundle from playground/package-lock.json
+playground:
+	cd playground && npm ci --no-audit --no-fund && npm run build
+
+## playground-check: fail when playground/dist differs from a fresh build
+playground-check:
+	cd playground && npm run check

@@ -1,0 +1,103 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/upstream"
+	"github.com/compshare/imagegraph/upstream/sandbox"
+)
+
+// cpuTime returns the CPU time the process has used (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op: the process's CPU time per operation, which is
+// what the facade's overhead budget compares (wall time hides CPU spent
+// concurrently and counts time spent waiting).
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// benchEnv is the sandbox on loopback, the real client, and the real API
+// handler on loopback: what the server runs in sandbox mode.
+type benchEnv struct {
+	client *upstream.Client
+	api    *httptest.Server
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	sb, err := sandbox.New()
+	require.NoError(b, err)
+	up := httptest.NewServer(sb)
+	b.Cleanup(up.Close)
+	client, err := upstream.NewClient(
+		upstream.WithBaseURL(up.URL),
+		upstream.WithCredentials(sandbox.DefaultPublicKey, sandbox.DefaultPrivateKey),
+		upstream.WithRateLimit(1e9, 1e6),
+	)
+	require.NoError(b, err)
+	api := httptest.NewServer(graph.NewHandler(graph.HandlerConfig{Service: client}))
+	b.Cleanup(api.Close)
+	return &benchEnv{client: client, api: api}
+}
+
+// BenchmarkReferenceOperation is the README's reference operation through
+// the real HTTP handler against the sandbox: one 20-group page with nested
+// versions and latestVersion.
+func BenchmarkReferenceOperation(b *testing.B) {
+	e := newBenchEnv(b)
+	body, _ := json.Marshal(map[string]any{"query": referenceQuery})
+	post := func() {
+		resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n < 1000 {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+	post()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		post()
+	}
+	reportCPU(b, start)
+}
+
+// BenchmarkBareClientCall is the same page fetched by the client alone
+// (signing, HTTP over loopback, the sandbox's work, decoding): the baseline
+// of the facade's overhead ratio.
+func BenchmarkBareClientCall(b *testing.B) {
+	e := newBenchEnv(b)
+	req := &upstream.DescribeCommunityImagesRequest{Offset: upstream.Int(0), Limit: upstream.Int(20)}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		resp, err := e.client.DescribeCommunityImages(ctx, req)
+		if err != nil || len(resp.CompshareImageGroup) != 20 {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}

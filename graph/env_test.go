@@ -1,0 +1,218 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/upstream"
+	"github.com/compshare/imagegraph/upstream/sandbox"
+)
+
+// env is the API over the real client over a sandbox on loopback: what the
+// server runs in sandbox mode, with the sandbox in reach for counting calls.
+type env struct {
+	sb     *sandbox.Server
+	client *upstream.Client
+	api    *httptest.Server
+	logs   *syncBuffer
+}
+
+type envOption func(*envConfig)
+
+type envConfig struct {
+	sandboxOpts []sandbox.Option
+	clientOpts  []upstream.Option
+	service     func(graph.Service) graph.Service
+}
+
+func withClientOptions(opts ...upstream.Option) envOption {
+	return func(c *envConfig) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
+func withSandboxOptions(opts ...sandbox.Option) envOption {
+	return func(c *envConfig) { c.sandboxOpts = append(c.sandboxOpts, opts...) }
+}
+
+func withService(wrap func(graph.Service) graph.Service) envOption {
+	return func(c *envConfig) { c.service = wrap }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	sb, err := sandbox.New(cfg.sandboxOpts...)
+	require.NoError(t, err)
+	up := httptest.NewServer(sb)
+	t.Cleanup(up.Close)
+	clientOpts := append([]upstream.Option{
+		upstream.WithBaseURL(up.URL),
+		upstream.WithCredentials(sandbox.DefaultPublicKey, sandbox.DefaultPrivateKey),
+		upstream.WithRateLimit(10000, 10000),
+		upstream.WithRetryPolicy(upstream.RetryPolicy{MaxRetries: 2, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}),
+	}, cfg.clientOpts...)
+	client, err := upstream.NewClient(clientOpts...)
+	require.NoError(t, err)
+	var svc graph.Service = client
+	if cfg.service != nil {
+		svc = cfg.service(client)
+	}
+	logs := &syncBuffer{}
+	api := httptest.NewServer(graph.NewHandler(graph.HandlerConfig{
+		Service:       svc,
+		Log:           slog.New(slog.NewJSONHandler(logs, nil)),
+		Introspection: true,
+	}))
+	t.Cleanup(api.Close)
+	return &env{sb: sb, client: client, api: api, logs: logs}
+}
+
+// gqlResponse is a GraphQL response as a client sees it.
+type gqlResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []gqlError      `json:"errors"`
+	raw    []byte
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+// do posts one operation and decodes the answer; the HTTP status must be 200.
+func (e *env) do(t *testing.T, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	require.NoError(t, err)
+	resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out gqlResponse
+	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
+	out.raw = raw
+	return out
+}
+
+// ok posts an operation that must succeed and decodes its data into dst.
+func (e *env) ok(t *testing.T, query string, vars map[string]any, dst any) {
+	t.Helper()
+	resp := e.do(t, query, vars)
+	require.Empty(t, resp.Errors, string(resp.raw))
+	require.NoError(t, json.Unmarshal(resp.Data, dst))
+}
+
+// calls returns the upstream calls the sandbox has seen since the last reset.
+func (e *env) calls() int64 { return e.sb.Stats().Calls }
+
+// oracle asks the sandbox directly, bypassing client and API.
+func (e *env) oracle(t *testing.T, req *upstream.DescribeCommunityImagesRequest) *upstream.DescribeCommunityImagesResponse {
+	t.Helper()
+	cp := *req
+	if cp.Region == "" {
+		cp.Region = e.client.Region()
+	}
+	resp, err := e.sb.Describe(&cp)
+	require.NoError(t, err)
+	return resp
+}
+
+// allGroups returns the sandbox's whole list for req's filter and order.
+func (e *env) allGroups(t *testing.T, req upstream.DescribeCommunityImagesRequest) []upstream.ImageGroup {
+	t.Helper()
+	var out []upstream.ImageGroup
+	for off := 0; ; off += upstream.MaxLimit {
+		req.Offset, req.Limit = upstream.Int(off), upstream.Int(upstream.MaxLimit)
+		resp := e.oracle(t, &req)
+		out = append(out, resp.CompshareImageGroup...)
+		if off+upstream.MaxLimit >= resp.TotalCount {
+			return out
+		}
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// countingService counts calls and the most in flight at once, for tests
+// that need the count on the API's side of the client.
+type countingService struct {
+	graph.Service
+	mu              sync.Mutex
+	calls, inFlight int
+	maxInFlight     int
+	hook            func(*upstream.DescribeCommunityImagesRequest)
+}
+
+func (c *countingService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	c.mu.Lock()
+	c.calls++
+	c.inFlight++
+	c.maxInFlight = max(c.maxInFlight, c.inFlight)
+	if c.hook != nil {
+		c.hook(req)
+	}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		c.mu.Unlock()
+	}()
+	return c.Service.DescribeCommunityImages(ctx, req)
+}
+
+type graphService = graph.Service
+
+// rewriteService edits a deep copy of every response, to feed the API data
+// the sandbox would never send.
+type rewriteService struct {
+	graph.Service
+	fn func(*upstream.DescribeCommunityImagesResponse)
+}
+
+func (r rewriteService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	resp, err := r.Service.DescribeCommunityImages(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, err
+	}
+	var cp upstream.DescribeCommunityImagesResponse
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return nil, err
+	}
+	r.fn(&cp)
+	return &cp, nil
+}

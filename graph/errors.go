@@ -1,0 +1,132 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// The stable error codes clients see in extensions.code.
+const (
+	CodeBadUserInput        = "BAD_USER_INPUT"
+	CodeUpstreamError       = "UPSTREAM_ERROR"
+	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
+	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
+	CodeInternal            = "INTERNAL_SERVER_ERROR"
+)
+
+// UserInputError is an argument the API refuses, before any upstream call.
+type UserInputError struct{ Message string }
+
+func (e *UserInputError) Error() string { return e.Message }
+
+func badInputf(format string, args ...any) error {
+	return &UserInputError{Message: fmt.Sprintf(format, args...)}
+}
+
+// internalError is what a recovered panic becomes.
+type internalError struct {
+	cause any
+	stack []byte
+}
+
+func (e *internalError) Error() string { return fmt.Sprintf("panic: %v", e.cause) }
+
+// ErrorPresenter is the one place that decides what a client sees of an
+// error: known errors get an extensions.code, anything else becomes
+// "internal error" and a log line. Upstream errors never carry secrets.
+func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gerr := graphql.DefaultErrorPresenter(ctx, err)
+		var (
+			input *UserInputError
+			api   *upstream.APIError
+		)
+		switch {
+		case errors.As(err, &input):
+			gerr.Message = input.Message
+			setCode(gerr, CodeBadUserInput)
+		case errors.As(err, &api):
+			presentAPIError(gerr, api)
+		case isGraphQLError(err):
+			// Parse, validation and argument coercion errors from gqlgen:
+			// about the request, with their own codes where gqlgen set one.
+			if gerr.Extensions == nil || gerr.Extensions["code"] == nil {
+				setCode(gerr, CodeBadUserInput)
+			}
+		default:
+			return internal(ctx, log, gerr, err)
+		}
+		return gerr
+	}
+}
+
+// isGraphQLError reports whether err is an error gqlgen itself produced about
+// the request (no cause of ours wrapped inside).
+func isGraphQLError(err error) bool {
+	var g *gqlerror.Error
+	return errors.As(err, &g) && g.Unwrap() == nil
+}
+
+func presentAPIError(gerr *gqlerror.Error, api *upstream.APIError) {
+	switch api.Kind {
+	case upstream.KindRetCode:
+		gerr.Message = fmt.Sprintf("upstream refused the request (RetCode %d): %s", api.RetCode, api.Message)
+		setCode(gerr, CodeUpstreamError)
+		gerr.Extensions["retCode"] = api.RetCode
+		gerr.Extensions["upstreamMessage"] = api.Message
+	case upstream.KindTimeout:
+		gerr.Message = "upstream did not answer in time"
+		setCode(gerr, CodeUpstreamTimeout)
+	case upstream.KindInvalid:
+		gerr.Message = api.Message
+		setCode(gerr, CodeBadUserInput)
+	case upstream.KindCanceled:
+		gerr.Message = "request canceled"
+		setCode(gerr, CodeUpstreamTimeout)
+	default:
+		gerr.Message = "upstream unavailable"
+		setCode(gerr, CodeUpstreamUnavailable)
+	}
+	if api.RequestID != "" {
+		gerr.Extensions["requestId"] = api.RequestID
+	}
+	if api.Attempts > 0 {
+		gerr.Extensions["attempts"] = api.Attempts
+	}
+}
+
+func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err error) *gqlerror.Error {
+	attrs := []any{"err", err.Error(), "path", gerr.Path.String()}
+	var intl *internalError
+	if errors.As(err, &intl) {
+		attrs = append(attrs, "stack", string(intl.stack))
+	}
+	log.ErrorContext(ctx, "internal error", attrs...)
+	return &gqlerror.Error{
+		Message:    "internal error",
+		Path:       gerr.Path,
+		Locations:  gerr.Locations,
+		Extensions: map[string]any{"code": CodeInternal},
+	}
+}
+
+func setCode(gerr *gqlerror.Error, code string) {
+	if gerr.Extensions == nil {
+		gerr.Extensions = map[string]any{}
+	}
+	gerr.Extensions["code"] = code
+}
+
+// RecoverFunc turns a panic in a resolver into an internal error, never a
+// dead process; the presenter logs it and hides it.
+func RecoverFunc(_ context.Context, p any) error {
+	return &internalError{cause: p, stack: debug.Stack()}
+}

@@ -1,0 +1,65 @@
+package graph
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// HandlerConfig configures the GraphQL endpoint.
+type HandlerConfig struct {
+	// Service is the upstream the loaders call.
+	Service Service
+	// Log receives internal errors and mapping warnings.
+	Log *slog.Logger
+	// MaxPageSize bounds first and last (default 500).
+	MaxPageSize int
+	// Introspection turns schema introspection on.
+	Introspection bool
+	// BatchWait is the loaders' batch window (default 1 ms).
+	BatchWait time.Duration
+	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
+	QueryCacheSize int
+	// Extensions are added after the built-in ones: the place for query cost
+	// limits, tracing or metrics.
+	Extensions []graphql.HandlerExtension
+}
+
+// DefaultMaxPageSize is the bound on first and last when none is configured.
+const DefaultMaxPageSize = 500
+
+// NewHandler returns the GraphQL endpoint: gqlgen with explicit transports
+// (GET, POST, OPTIONS), a bounded query cache, the error presenter, panic
+// recovery, and fresh loaders for every request.
+func NewHandler(cfg HandlerConfig) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = DefaultMaxPageSize
+	}
+	if cfg.QueryCacheSize <= 0 {
+		cfg.QueryCacheSize = 1000
+	}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{MaxPageSize: cfg.MaxPageSize}}))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](cfg.QueryCacheSize))
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	for _, ext := range cfg.Extensions {
+		srv.Use(ext)
+	}
+	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
+	srv.SetRecoverFunc(RecoverFunc)
+	return Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv)
+}

@@ -1,0 +1,285 @@
+package graph
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// Service is what the API needs of the upstream: its one action. The
+// upstream client implements it; tests may wrap it.
+type Service interface {
+	DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
+}
+
+// Query is one upstream request in comparable form, so that it can key a
+// dataloader: equal Queries are the same upstream call.
+type Query struct {
+	Name, Author, Search string
+	// Tags holds the tags joined by tagSep, in the order given.
+	Tags           string
+	GroupID        string
+	ImageID        string
+	Free, Official bool
+	AutoStart      bool
+	Sort           upstream.SortField
+	SortASC        bool
+	Offset, Limit  int
+}
+
+const tagSep = "\x1f"
+
+// Request returns the upstream request for q. False booleans and empty
+// strings send nothing; a zero Sort sends no SortCondition.
+func (q Query) Request() *upstream.DescribeCommunityImagesRequest {
+	r := &upstream.DescribeCommunityImagesRequest{
+		Name:             q.Name,
+		Author:           q.Author,
+		FuzzySearch:      q.Search,
+		GroupId:          q.GroupID,
+		CompShareImageId: q.ImageID,
+		Offset:           upstream.Int(q.Offset),
+		Limit:            upstream.Int(q.Limit),
+	}
+	if q.Tags != "" {
+		r.Tag = strings.Split(q.Tags, tagSep)
+	}
+	if q.Free {
+		r.IsFree = upstream.Bool(true)
+	}
+	if q.Official {
+		r.IsOfficial = upstream.Bool(true)
+	}
+	if q.AutoStart {
+		r.IfAutoStart = upstream.Bool(true)
+	}
+	if q.Sort != "" {
+		r.SortCondition = &upstream.SortCondition{Field: q.Sort, ASC: q.SortASC}
+	}
+	return r
+}
+
+// Page is one upstream response, mapped.
+type Page struct {
+	// Groups are the groups of the page in upstream order.
+	Groups []*model.ImageGroup
+	// TotalCount and AvailableTotalCount are the upstream's counts.
+	TotalCount          int
+	AvailableTotalCount int
+}
+
+// Loaders are the per-request dataloaders. Build them per request with
+// NewLoaders (the Middleware does) and reach them with For.
+type Loaders struct {
+	svc    Service
+	mapper model.Mapper
+
+	// pages loads one upstream request per distinct Query.
+	pages *dataloader.Loader[Query, *Page]
+	// groups loads a group with every version by GroupId; nil when none.
+	groups *dataloader.Loader[string, *model.ImageGroup]
+	// versions loads a version by CompShareImageId; nil when none.
+	versions *dataloader.Loader[string, *model.ImageVersion]
+}
+
+// LoaderOptions tune the loaders.
+type LoaderOptions struct {
+	// Wait is the batch window (default 1 ms).
+	Wait time.Duration
+	// Log receives mapping warnings.
+	Log *slog.Logger
+}
+
+// NewLoaders returns a fresh set of loaders over svc, for one request.
+func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
+	wait := opt.Wait
+	if wait <= 0 {
+		wait = time.Millisecond
+	}
+	l := &Loaders{svc: svc, mapper: model.Mapper{Log: opt.Log}}
+	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[Query, *Page](wait))
+	l.groups = dataloader.NewBatchedLoader(l.loadGroups, dataloader.WithWait[string, *model.ImageGroup](wait))
+	l.versions = dataloader.NewBatchedLoader(l.loadVersions, dataloader.WithWait[string, *model.ImageVersion](wait))
+	return l
+}
+
+type loadersKey struct{}
+
+// WithLoaders returns ctx carrying l.
+func WithLoaders(ctx context.Context, l *Loaders) context.Context {
+	return context.WithValue(ctx, loadersKey{}, l)
+}
+
+// For returns the loaders of the request ctx belongs to. It panics when the
+// Middleware did not run, which is a wiring bug, not a request error.
+func For(ctx context.Context) *Loaders {
+	l, ok := ctx.Value(loadersKey{}).(*Loaders)
+	if !ok {
+		panic("graph: no loaders in context; wrap the handler in graph.Middleware")
+	}
+	return l
+}
+
+// Middleware builds fresh loaders for every request.
+func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), NewLoaders(svc, opt))))
+	})
+}
+
+// Page loads the page of q; identical Queries in one request share one call.
+func (l *Loaders) Page(ctx context.Context, q Query) (*Page, error) {
+	return l.pages.Load(ctx, q)()
+}
+
+// Pages loads several pages at once, so that they go out in one batch, and
+// returns them in the order of qs.
+func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
+	thunks := make([]dataloader.Thunk[*Page], len(qs))
+	for i, q := range qs {
+		thunks[i] = l.pages.Load(ctx, q)
+	}
+	out := make([]*Page, len(qs))
+	for i, th := range thunks {
+		p, err := th()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// Group loads the group with every version; nil when it does not exist.
+func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup, error) {
+	return l.groups.Load(ctx, groupID)()
+}
+
+// Version loads one version; nil when it does not exist.
+func (l *Loaders) Version(ctx context.Context, imageID string) (*model.ImageVersion, error) {
+	return l.versions.Load(ctx, imageID)()
+}
+
+// call makes one upstream call, maps it and primes the loaders with what it
+// learned: every version, and every group when the request had no
+// version-level filter (so the groups hold all their versions).
+func (l *Loaders) call(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*Page, error) {
+	resp, err := l.svc.DescribeCommunityImages(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	complete := !req.HasVersionFilter()
+	p := &Page{
+		Groups:              l.mapper.Groups(resp, complete),
+		TotalCount:          resp.TotalCount,
+		AvailableTotalCount: resp.AvailableTotalCount,
+	}
+	for _, g := range p.Groups {
+		if complete {
+			l.groups.Prime(ctx, g.GroupID, g)
+		}
+		for _, v := range g.KnownVersions {
+			l.versions.Prime(ctx, v.ImageID, v)
+		}
+	}
+	return p, nil
+}
+
+// each runs fn for every index concurrently and waits, turning a panic in
+// fn into that index's error; the upstream client bounds how many calls are
+// in flight.
+func each(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	run := func(i int) {
+		defer func() {
+			if p := recover(); p != nil {
+				errs[i] = &internalError{cause: p, stack: debug.Stack()}
+			}
+		}()
+		errs[i] = fn(i)
+	}
+	if n == 1 {
+		run(0)
+		return errs
+	}
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		go func() {
+			defer wg.Done()
+			run(i)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// loadEach is a batch function that loads every key with fn, concurrently,
+// returning results in key order with one error per key.
+func loadEach[K comparable, V any](ctx context.Context, keys []K, fn func(context.Context, K) (V, error)) []*dataloader.Result[V] {
+	out := make([]*dataloader.Result[V], len(keys))
+	data := make([]V, len(keys))
+	errs := each(len(keys), func(i int) (err error) {
+		data[i], err = fn(ctx, keys[i])
+		return err
+	})
+	for i := range keys {
+		out[i] = &dataloader.Result[V]{Data: data[i], Error: errs[i]}
+	}
+	return out
+}
+
+func (l *Loaders) loadPages(ctx context.Context, qs []Query) []*dataloader.Result[*Page] {
+	return loadEach(ctx, qs, func(ctx context.Context, q Query) (*Page, error) {
+		return l.call(ctx, q.Request())
+	})
+}
+
+func (l *Loaders) loadGroups(ctx context.Context, ids []string) []*dataloader.Result[*model.ImageGroup] {
+	return loadEach(ctx, ids, func(ctx context.Context, id string) (*model.ImageGroup, error) {
+		p, err := l.call(ctx, Query{GroupID: id, Limit: 1}.Request())
+		if err != nil {
+			return nil, err
+		}
+		return findGroup(p, id), nil
+	})
+}
+
+func (l *Loaders) loadVersions(ctx context.Context, ids []string) []*dataloader.Result[*model.ImageVersion] {
+	return loadEach(ctx, ids, func(ctx context.Context, id string) (*model.ImageVersion, error) {
+		p, err := l.call(ctx, Query{ImageID: id, Limit: 1}.Request())
+		if err != nil {
+			return nil, err
+		}
+		return findVersion(p, id), nil
+	})
+}
+
+func findGroup(p *Page, id string) *model.ImageGroup {
+	for _, g := range p.Groups {
+		if g.GroupID == id {
+			return g
+		}
+	}
+	return nil
+}
+
+func findVersion(p *Page, id string) *model.ImageVersion {
+	for _, g := range p.Groups {
+		for _, v := range g.KnownVersions {
+			if v.ImageID == id {
+				return v
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/upstream/sandbox"
+)
+
+// logSink collects the server's JSON log lines and reports the listening
+// address once it is logged.
+type logSink struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	addr  chan string
+	found bool
+}
+
+func newLogSink() *logSink { return &logSink{addr: make(chan string, 1)} }
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if !s.found {
+		sc := bufio.NewScanner(bytes.NewReader(s.buf.Bytes()))
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				s.found = true
+				s.addr <- line.Addr
+				break
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+type server struct {
+	url  string
+	logs *logSink
+	done chan error
+}
+
+// startServer runs the real server through run with env, on a free port,
+// and stops it when the test ends.
+func startServer(t *testing.T, env map[string]string, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := newLogSink()
+	getenv := func(k string) string {
+		if k == "PORT" {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return "0"
+		}
+		return env[k]
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, logs, io.Discard) }()
+	var addr string
+	select {
+	case addr = <-logs.addr:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, logs)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatalf("server did not log its address\n%s", logs)
+	}
+	s := &server{url: "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1), logs: logs, done: done}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			assert.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("server did not shut down")
+		}
+	})
+	return s
+}
+
+func (s *server) graphql(t *testing.T, query string) (int, map[string]any, []byte) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query})
+	resp, err := http.Post(s.url+"/query", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var out map[string]any
+	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
+	return resp.StatusCode, out, raw
+}
+
+// TestSandboxServer starts the real server with no credentials and checks
+// its endpoints over HTTP.
+func TestSandboxServer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	assert.Contains(t, s.logs.String(), "sandbox", "a warning says the sandbox is served")
+
+	resp, err := http.Get(s.url + "/healthz")
+	require.NoError(t, err)
+	var health map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&health))
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "sandbox", health["mode"])
+
+	resp, err = http.Get(s.url + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	status, out, raw := s.graphql(t, `{ imageGroups(first: 3) { totalCount nodes { groupId latestVersion { imageId } } } }`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Nil(t, out["errors"], string(raw))
+	groups := out["data"].(map[string]any)["imageGroups"].(map[string]any)
+	assert.Len(t, groups["nodes"], 3)
+
+	// GET works too, and every response carries a request id.
+	resp, err = http.Get(s.url + "/query?query=" + strings.ReplaceAll(`{__typename}`, " ", "%20"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("X-Request-Id"))
+
+	// The log lines carry the request id.
+	assert.Contains(t, s.logs.String(), `"request_id"`)
+}
+
+// TestRequestBodyLimit: an oversized body is refused without a 500.
+func TestRequestBodyLimit(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"MAX_BODY_BYTES": "1024"})
+	big := `{"query":"{ __typename }","variables":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
+	resp, err := http.Post(s.url+"/query", "application/json", strings.NewReader(big))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.GreaterOrEqual(t, resp.StatusCode, 400)
+	assert.Less(t, resp.StatusCode, 500)
+}
+
+// TestIntrospectionSetting: INTROSPECTION=false turns it off.
+func TestIntrospectionSetting(t *testing.T) {
+	t.Parallel()
+	on := startServer(t, nil)
+	_, out, raw := on.graphql(t, `{ __schema { queryType { name } } }`)
+	assert.Nil(t, out["errors"], string(raw))
+	off := startServer(t, map[string]string{"INTROSPECTION": "false"})
+	_, out, raw = off.graphql(t, `{ __schema { queryType { name } } }`)
+	assert.NotNil(t, out["errors"], string(raw))
+}
+
+// TestWrongPrivateKey: against an upstream that does not accept our key,
+// the client sees UPSTREAM_ERROR with retCode 171, and the key appears
+// neither in the response nor in the logs.
+func TestWrongPrivateKey(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.New()
+	require.NoError(t, err)
+	up := httptest.NewServer(sb)
+	t.Cleanup(up.Close)
+	const wrongKey = "this-private-key-must-never-leak-0123456789"
+	s := startServer(t, map[string]string{
+		"COMPSHARE_BASE_URL":    up.URL,
+		"COMPSHARE_PUBLIC_KEY":  sandbox.DefaultPublicKey,
+		"COMPSHARE_PRIVATE_KEY": wrongKey,
+		"LOG_LEVEL":             "debug",
+	})
+	_, out, raw := s.graphql(t, `{ imageGroups(first: 1) { totalCount } }`)
+	errs, _ := out["errors"].([]any)
+	require.Len(t, errs, 1, string(raw))
+	ext := errs[0].(map[string]any)["extensions"].(map[string]any)
+	assert.Equal(t, "UPSTREAM_ERROR", ext["code"])
+	assert.EqualValues(t, 171, ext["retCode"])
+	assert.NotEmpty(t, ext["requestId"])
+	assert.EqualValues(t, 1, sb.Stats().Calls, "a signature error is not retried")
+
+	resp, err := http.Get(s.url + "/readyz")
+	require.NoError(t, err)
+	readyz, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+
+	for name, text := range map[string]string{"response": string(raw), "readyz": string(readyz), "logs": s.logs.String()} {
+		assert.NotContains(t, text, wrongKey, "the private key leaked into the %s", name)
+	}
+	assert.Contains(t, s.logs.String(), "****", "the config log line masks the key")
+}
+
+// TestConfig covers defaults, env, flags winning over env, -h, and the
+// start-up errors.
+func TestConfig(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	cfg, err := loadConfig(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, defaultConfig(), cfg)
+	assert.True(t, cfg.Sandbox())
+
+	cfg, err = loadConfig([]string{"-compshare-retries", "5"}, env(map[string]string{
+		"PORT": "9000", "COMPSHARE_RETRIES": "1", "COMPSHARE_TIMEOUT": "3s", "INTROSPECTION": "false",
+	}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 9000, cfg.Port)
+	assert.Equal(t, 5, cfg.Retries, "flags win over the environment")
+	assert.Equal(t, 3*time.Second, cfg.Timeout)
+	assert.False(t, cfg.Introspection)
+
+	var help bytes.Buffer
+	_, err = loadConfig([]string{"-h"}, env(map[string]string{"COMPSHARE_PRIVATE_KEY": "secret-from-env"}), &help)
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	dc := defaultConfig()
+	for _, s := range dc.settings() {
+		assert.Contains(t, help.String(), s.env, "-h lists every setting")
+	}
+	assert.Contains(t, help.String(), "default 8080")
+	assert.NotContains(t, help.String(), "secret-from-env")
+
+	for name, m := range map[string]map[string]string{
+		"one key without the other": {"COMPSHARE_PUBLIC_KEY": "pub"},
+		"private key alone":         {"COMPSHARE_PRIVATE_KEY": "priv"},
+		"bad duration":              {"COMPSHARE_TIMEOUT": "soon"},
+		"zero timeout":              {"COMPSHARE_TIMEOUT": "0s"},
+		"negative retries":          {"COMPSHARE_RETRIES": "-1"},
+		"zero in flight":            {"COMPSHARE_MAX_INFLIGHT": "0"},
+		"bad port":                  {"PORT": "70000"},
+		"bad bool":                  {"INTROSPECTION": "maybe"},
+		"bad level":                 {"LOG_LEVEL": "loud"},
+	} {
+		_, err := loadConfig(nil, env(m), io.Discard)
+		assert.Error(t, err, name)
+	}
+	err = run(context.Background(), nil, env(map[string]string{"COMPSHARE_PUBLIC_KEY": "pub"}), io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "COMPSHARE_PRIVATE_KEY")
+}
