@@ -18,7 +18,7 @@ build:
 	$(GO) build -o $(BIN) .
 
 ## test: every check and every test (what CI runs)
-test: lint generate-check unit playground-check
+test: lint generate-check unit playground-check e2e
 
 ## lint: gofmt, go vet and staticcheck
 lint: fmt-check vet staticcheck
@@ -48,6 +48,14 @@ unit:
 ## bench: benchmarks with allocation counts
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+
+## e2e-deps: Debian's chromium and CJK fonts, and e2e/'s pinned npm packages
+e2e-deps:
+	sh e2e/scripts/install-deps.sh
+
+## e2e: the built server under a real browser and the GraphQL-over-HTTP audit
+e2e: build e2e-deps
+	cd e2e && IMAGEGRAPH_BIN=$(CURDIR)/$(BIN) npm test
 
 ## playground: rebuild the embedded GraphiQL bundle from playground/package-lock.json
 playground:
