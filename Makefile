@@ -7,7 +7,7 @@ STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 
-.PHONY: run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
+.PHONY: subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -40,6 +40,10 @@ generate:
 generate-check: generate
 	@git diff --exit-code -- graph/ upstream/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard -- graph/ upstream/)" || { git ls-files --others --exclude-standard -- graph/ upstream/; echo "generate made new files: commit them"; exit 1; }
+
+## subgraph-sdl: write the federation subgraph SDL (what _service { sdl } answers) to bin/subgraph.graphqls
+subgraph-sdl:
+	@mkdir -p bin && $(GO) run . -print-schema > bin/subgraph.graphqls && echo bin/subgraph.graphqls
 
 ## unit: Go tests with the race detector (unit and end-to-end over HTTP)
 unit:

@@ -65,6 +65,11 @@ type config struct {
 	LogLevel        string
 	ShutdownTimeout time.Duration
 	MaxBodyBytes    int64
+	// FederationSecret lets a federation router read _service with
+	// introspection off (X-Federation-Secret header).
+	FederationSecret string
+	// PrintSchema prints the subgraph SDL and exits (flag only).
+	PrintSchema bool
 }
 
 func defaultConfig() config {
@@ -115,6 +120,7 @@ func (c *config) settings() []setting {
 		{env: "LOG_LEVEL", usage: "debug, info, warn or error", value: stringValue{&c.LogLevel}},
 		{env: "SHUTDOWN_TIMEOUT", usage: "how long in-flight requests get on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
 		{env: "MAX_BODY_BYTES", usage: "largest request body accepted", value: int64Value{&c.MaxBodyBytes}},
+		{env: "FEDERATION_SECRET", usage: "secret a federation router sends in X-Federation-Secret to read _service while introspection is off (never logged)", secret: true, value: stringValue{&c.FederationSecret}},
 	}
 }
 
@@ -130,6 +136,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (confi
 	for _, s := range settings {
 		fs.Var(s.value, flagName(s.env), fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
+	fs.BoolVar(&cfg.PrintSchema, "print-schema", false, "print the federation subgraph SDL (what _service { sdl } answers) to stdout and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: imagegraph [flags]\n\nEvery flag can also be set by its environment variable; flags win.\n\n")
 		fs.PrintDefaults()
@@ -211,13 +218,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.PrintSchema {
+		_, err := io.WriteString(stdout, graph.SubgraphSDL())
+		return err
+	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(requestIDHandler{slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})})
 
 	upstreamURL := cfg.BaseURL
 	publicKey, privateKey := cfg.PublicKey, cfg.PrivateKey
+	var sb sandboxServer
 	if cfg.Sandbox() {
-		sb, stopSandbox, err := startSandbox(cfg)
+		var stopSandbox func()
+		sb, stopSandbox, err = startSandbox(cfg)
 		if err != nil {
 			return err
 		}
@@ -246,7 +259,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(cfg, client, log),
+		Handler:           routes(cfg, client, sb.server, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      2 * time.Minute,
@@ -281,6 +294,7 @@ func mode(cfg config) string {
 }
 
 type sandboxServer struct {
+	server                     *sandbox.Server
 	url, publicKey, privateKey string
 }
 
@@ -298,7 +312,7 @@ func startSandbox(cfg config) (sandboxServer, func(), error) {
 	}
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return sandboxServer{url: "http://" + ln.Addr().String(), publicKey: pub, privateKey: priv}, func() { _ = srv.Close() }, nil
+	return sandboxServer{server: sb, url: "http://" + ln.Addr().String(), publicKey: pub, privateKey: priv}, func() { _ = srv.Close() }, nil
 }
 
 func randomHex(n int) string {
@@ -307,15 +321,29 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// routes wires the endpoints and the middleware around them.
-func routes(cfg config, client *upstream.Client, log *slog.Logger) http.Handler {
+// routes wires the endpoints and the middleware around them. sb is the
+// sandbox in sandbox mode, nil otherwise.
+func routes(cfg config, client *upstream.Client, sb *sandbox.Server, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(graph.HandlerConfig{
-		Service:       client,
-		Log:           log,
-		MaxPageSize:   cfg.MaxPageSize,
-		Introspection: cfg.Introspection,
+		Service:          client,
+		Log:              log,
+		MaxPageSize:      cfg.MaxPageSize,
+		Introspection:    cfg.Introspection,
+		FederationSecret: cfg.FederationSecret,
 	}))
+	if sb != nil {
+		// The sandbox's call counters, so that end-to-end tests of the
+		// built binary can count upstream calls. Sandbox mode only.
+		mux.HandleFunc("GET /sandbox/stats", func(w http.ResponseWriter, r *http.Request) {
+			st := sb.Stats()
+			writeJSON(w, http.StatusOK, map[string]any{"calls": st.Calls, "maxInFlight": st.MaxInFlight, "inFlight": st.InFlight})
+		})
+		mux.HandleFunc("POST /sandbox/stats/reset", func(w http.ResponseWriter, r *http.Request) {
+			sb.ResetStats()
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "mode": mode(cfg), "sandbox": cfg.Sandbox()})
 	})

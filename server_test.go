@@ -262,3 +262,34 @@ func TestConfig(t *testing.T) {
 	err = run(context.Background(), nil, env(map[string]string{"COMPSHARE_PUBLIC_KEY": "pub"}), io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "COMPSHARE_PRIVATE_KEY")
 }
+
+// TestPrintSchema: -print-schema writes the subgraph SDL and exits, without
+// starting a server.
+func TestPrintSchema(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-print-schema"}, func(string) string { return "" }, &out, io.Discard)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), `type ImageGroup implements Node @key(fields: "id") @key(fields: "groupId")`)
+	assert.Contains(t, out.String(), `@link(url: "https://specs.apollo.dev/federation/v2.7"`)
+}
+
+// TestSandboxStats: sandbox mode exposes the sandbox's call counters for
+// end-to-end tests of the binary.
+func TestSandboxStats(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	resp, err := http.Post(s.url+"/sandbox/stats/reset", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	s.graphql(t, `{ a: imageGroups(first: 2) { totalCount nodes { groupId } } b: imageGroups(first: 2) { totalCount nodes { name } } }`)
+	resp, err = http.Get(s.url + "/sandbox/stats")
+	require.NoError(t, err)
+	var stats struct {
+		Calls int `json:"calls"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
+	resp.Body.Close()
+	assert.Equal(t, 1, stats.Calls)
+}

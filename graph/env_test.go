@@ -34,6 +34,11 @@ type envConfig struct {
 	sandboxOpts []sandbox.Option
 	clientOpts  []upstream.Option
 	service     func(graph.Service) graph.Service
+	handler     func(*graph.HandlerConfig)
+}
+
+func withHandlerConfig(fn func(*graph.HandlerConfig)) envOption {
+	return func(c *envConfig) { c.handler = fn }
 }
 
 func withClientOptions(opts ...upstream.Option) envOption {
@@ -71,11 +76,15 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		svc = cfg.service(client)
 	}
 	logs := &syncBuffer{}
-	api := httptest.NewServer(graph.NewHandler(graph.HandlerConfig{
+	hc := graph.HandlerConfig{
 		Service:       svc,
 		Log:           slog.New(slog.NewJSONHandler(logs, nil)),
 		Introspection: true,
-	}))
+	}
+	if cfg.handler != nil {
+		cfg.handler(&hc)
+	}
+	api := httptest.NewServer(graph.NewHandler(hc))
 	t.Cleanup(api.Close)
 	return &env{sb: sb, client: client, api: api, logs: logs}
 }
@@ -93,12 +102,24 @@ type gqlError struct {
 	Extensions map[string]any `json:"extensions"`
 }
 
-// do posts one operation and decodes the answer; the HTTP status must be 200.
+// do posts one operation and decodes the answer.
 func (e *env) do(t *testing.T, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	return e.doWithHeaders(t, query, vars, nil)
+}
+
+// doWithHeaders posts one operation with extra headers and decodes the answer.
+func (e *env) doWithHeaders(t *testing.T, query string, vars map[string]any, headers http.Header) gqlResponse {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
 	require.NoError(t, err)
-	resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.api.URL, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, vs := range headers {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

@@ -20,6 +20,7 @@ const (
 	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
 	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
 	CodeInternal            = "INTERNAL_SERVER_ERROR"
+	CodeForbidden           = "FORBIDDEN"
 )
 
 // UserInputError is an argument the API refuses, before any upstream call.
@@ -30,6 +31,11 @@ func (e *UserInputError) Error() string { return e.Message }
 func badInputf(format string, args ...any) error {
 	return &UserInputError{Message: fmt.Sprintf(format, args...)}
 }
+
+// ForbiddenError is a field this caller may not read.
+type ForbiddenError struct{ Message string }
+
+func (e *ForbiddenError) Error() string { return e.Message }
 
 // internalError is what a recovered panic becomes.
 type internalError struct {
@@ -46,13 +52,17 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var (
-			input *UserInputError
-			api   *upstream.APIError
+			input  *UserInputError
+			forbid *ForbiddenError
+			api    *upstream.APIError
 		)
 		switch {
 		case errors.As(err, &input):
 			gerr.Message = input.Message
 			setCode(gerr, CodeBadUserInput)
+		case errors.As(err, &forbid):
+			gerr.Message = forbid.Message
+			setCode(gerr, CodeForbidden)
 		case errors.As(err, &api):
 			presentAPIError(gerr, api)
 		case isGraphQLError(err):

@@ -23,6 +23,10 @@ type HandlerConfig struct {
 	MaxPageSize int
 	// Introspection turns schema introspection on.
 	Introspection bool
+	// FederationSecret, when set, lets a request carrying it in the
+	// X-Federation-Secret header read `_service` (and introspect) even
+	// with Introspection off: the way a federation router composes.
+	FederationSecret string
 	// BatchWait is the loaders' batch window (default 1 ms).
 	BatchWait time.Duration
 	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
@@ -55,7 +59,10 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](cfg.QueryCacheSize))
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
+	} else if cfg.FederationSecret != "" {
+		srv.Use(routerIntrospection{secret: []byte(cfg.FederationSecret)})
 	}
+	srv.AroundRootFields(serviceGate)
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)
 	}

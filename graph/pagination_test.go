@@ -2,12 +2,14 @@ package graph_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/upstream"
+	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
 type pageInfo struct {
@@ -189,7 +191,7 @@ func TestEmptyWindows(t *testing.T) {
 // calls of at most 100, made together, stitched in order.
 func TestLargeWindowIsConcurrentChunks(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newEnv(t, withSandboxOptions(sandbox.WithLatency(20*time.Millisecond)))
 	want := groupIDs(e.allGroups(t, upstream.DescribeCommunityImagesRequest{}))
 	e.sb.ResetStats()
 	var p groupPage

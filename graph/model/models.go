@@ -38,6 +38,9 @@ func (ImageGroup) IsNode() {}
 // GetID returns the global ID.
 func (g ImageGroup) GetID() string { return g.ID }
 
+// IsEntity marks ImageGroup as a federation entity.
+func (ImageGroup) IsEntity() {}
+
 // ImageVersion is one version of a group. Its scalar fields bind directly.
 type ImageVersion struct {
 	ID                 string
@@ -75,6 +78,9 @@ func (ImageVersion) IsNode() {}
 
 // GetID returns the global ID.
 func (v ImageVersion) GetID() string { return v.ID }
+
+// IsEntity marks ImageVersion as a federation entity.
+func (ImageVersion) IsEntity() {}
 
 // SoftwarePort is a piece of software an image serves and its port.
 type SoftwarePort struct {

@@ -62,6 +62,14 @@ type ImageGroupEdge struct {
 	MatchedVersions []*ImageVersion `json:"matchedVersions"`
 }
 
+type ImageGroupRepresentation struct {
+	ID      *string `json:"id,omitempty"`
+	GroupID *string `json:"groupId,omitempty"`
+	// The @key this representation matched: one of the ImageGroupMatchedKey constants.
+	// gqlgen sets it from the fields the router sent; the router does not send it.
+	MatchedKey ImageGroupMatchedKey `json:"-"`
+}
+
 // The order of `imageGroups` (SortCondition).
 type ImageOrder struct {
 	// The field to sort by (SortCondition.Field).
@@ -88,6 +96,14 @@ type ImageVersionEdge struct {
 	Cursor string `json:"cursor"`
 	// The version.
 	Node *ImageVersion `json:"node"`
+}
+
+type ImageVersionRepresentation struct {
+	ID      *string `json:"id,omitempty"`
+	ImageID *string `json:"imageId,omitempty"`
+	// The @key this representation matched: one of the ImageVersionMatchedKey constants.
+	// gqlgen sets it from the fields the router sent; the router does not send it.
+	MatchedKey ImageVersionMatchedKey `json:"-"`
 }
 
 // Where a page of a connection sits in the whole list (Relay Cursor Connections).

@@ -1,0 +1,76 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/graph-gophers/dataloader/v7"
+
+	"github.com/compshare/imagegraph/graph/model"
+)
+
+// findEntities resolves a gateway's batch of representations of one type
+// through a per-request loader: every representation resolves by its own key
+// (key returns the upstream id it names, or "" when it names nothing this
+// API knows), all loads go out in one batch, identical ids are one call, and
+// the results come back in representation order. A representation that
+// matches nothing is nil; an upstream failure fails only its own entries.
+func findEntities[V any](ctx context.Context, n int, key func(i int) string,
+	loader *dataloader.Loader[string, V]) ([]V, error) {
+	thunks := make([]dataloader.Thunk[V], n)
+	for i := range n {
+		if id := key(i); id != "" {
+			thunks[i] = loader.Load(ctx, id)
+		}
+	}
+	out := make([]V, n)
+	var errs graphql.BatchErrorList
+	for i, th := range thunks {
+		if th == nil {
+			continue
+		}
+		v, err := th()
+		if err != nil {
+			if errs == nil {
+				errs = make(graphql.BatchErrorList, n)
+			}
+			errs[i] = err
+			continue
+		}
+		out[i] = v
+	}
+	if errs != nil {
+		return out, errs
+	}
+	return out, nil
+}
+
+// groupKey returns the GroupId a representation names by either key.
+func groupKey(rep *model.ImageGroupRepresentation) string {
+	switch {
+	case rep == nil:
+		return ""
+	case rep.MatchedKey == model.ImageGroupMatchedKeyGroupID && rep.GroupID != nil:
+		return *rep.GroupID
+	case rep.ID != nil:
+		if typ, id, err := model.ParseGlobalID(*rep.ID); err == nil && typ == model.TypeImageGroup {
+			return id
+		}
+	}
+	return ""
+}
+
+// versionKey returns the CompShareImageId a representation names by either key.
+func versionKey(rep *model.ImageVersionRepresentation) string {
+	switch {
+	case rep == nil:
+		return ""
+	case rep.MatchedKey == model.ImageVersionMatchedKeyImageID && rep.ImageID != nil:
+		return *rep.ImageID
+	case rep.ID != nil:
+		if typ, id, err := model.ParseGlobalID(*rep.ID); err == nil && typ == model.TypeImageVersion {
+			return id
+		}
+	}
+	return ""
+}

@@ -1,0 +1,71 @@
+package graph
+
+import (
+	"context"
+	"crypto/subtle"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// FederationSecretHeader is the header a federation router sends, with the
+// configured secret, to read `_service { sdl }` (and introspect) while
+// introspection is off for the public.
+const FederationSecretHeader = "X-Federation-Secret"
+
+// routerIntrospection turns introspection on for one operation when it
+// carries the configured router secret. gqlgen serves `_service` only where
+// introspection is on, so this is what keeps composition working when the
+// public has introspection off.
+type routerIntrospection struct{ secret []byte }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = routerIntrospection{}
+
+func (routerIntrospection) ExtensionName() string { return "RouterIntrospection" }
+
+func (routerIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (e routerIntrospection) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	got := []byte(oc.Headers.Get(FederationSecretHeader))
+	if len(e.secret) > 0 && subtle.ConstantTimeCompare(got, e.secret) == 1 {
+		oc.DisableIntrospection = false
+	}
+	return nil
+}
+
+// serviceGate answers `_service` with a FORBIDDEN error of its own while
+// introspection is off for the operation, instead of gqlgen's untyped one.
+// It wraps root fields only, so it costs nothing per nested field.
+func serviceGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	rf := graphql.GetRootFieldContext(ctx)
+	if rf != nil && rf.Field.Name == "_service" &&
+		graphql.GetOperationContext(ctx).DisableIntrospection {
+		name := rf.Field.Alias
+		if name == "" {
+			name = rf.Field.Name
+		}
+		graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithField(name)), &ForbiddenError{
+			Message: "_service is off while introspection is off: a federation router sends the " +
+				FederationSecretHeader + " header",
+		})
+		return graphql.Null
+	}
+	return next(ctx)
+}
+
+// SubgraphSDL returns the subgraph schema a federation router composes:
+// exactly what `_service { sdl }` answers, for registries and gateways that
+// compose from files.
+func SubgraphSDL() string {
+	var parts []string
+	for _, src := range sources {
+		if !src.BuiltIn {
+			parts = append(parts, src.Input)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
