@@ -29,8 +29,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# gqlgen's generated federation.go trips SA4004 (a loop that always breaks);
+# generated code is not ours to edit, so that one finding there is dropped.
 staticcheck:
-	$(STATICCHECK) ./...
+	@out=$$($(STATICCHECK) ./... 2>&1 | grep -v -e '^graph/federation.go:[0-9:]* .*(SA4004)$$' -e '^exit status 1$$'); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
 
 ## generate: regenerate gqlgen's code from schema/*.graphqls
 generate:
