@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,4 +192,39 @@ type panickingService struct{}
 
 func (panickingService) DescribeCommunityImages(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
 	panic("boom")
+}
+
+// TestRequestErrorStatusCodes: request errors follow GraphQL over HTTP:
+// 200 with errors for application/json, a 4xx without "data" for
+// application/graphql-response+json.
+func TestRequestErrorStatusCodes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	post := func(accept, query string) (int, string, map[string]json.RawMessage) {
+		req, err := http.NewRequest(http.MethodPost, e.api.URL, strings.NewReader(`{"query":`+strconv.Quote(query)+`}`))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]json.RawMessage
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp.StatusCode, resp.Header.Get("Content-Type"), body
+	}
+	for _, q := range []string{`{ imageGroups { noSuchField } }`, `{ imageGroups(`} {
+		status, ct, body := post("application/json", q)
+		assert.Equal(t, http.StatusOK, status, q)
+		assert.Contains(t, ct, "application/json")
+		assert.Contains(t, body, "errors")
+
+		status, ct, body = post("application/graphql-response+json", q)
+		assert.Equal(t, http.StatusBadRequest, status, q)
+		assert.Contains(t, ct, "application/graphql-response+json")
+		assert.Contains(t, body, "errors")
+		assert.NotContains(t, body, "data")
+	}
+	status, _, body := post("application/graphql-response+json", `{ imageGroups(first: 1) { totalCount } }`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, "data")
 }

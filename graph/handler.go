@@ -41,7 +41,8 @@ const DefaultMaxPageSize = 500
 
 // NewHandler returns the GraphQL endpoint: gqlgen with explicit transports
 // (GET, POST, OPTIONS), a bounded query cache, the error presenter, panic
-// recovery, and fresh loaders for every request.
+// recovery, fresh loaders for every request, and the status codes the
+// GraphQL-over-HTTP spec asks for.
 func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -68,5 +69,5 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(RecoverFunc)
-	return Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv)
+	return overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv))
 }
