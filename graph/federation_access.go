@@ -37,24 +37,31 @@ func (e routerIntrospection) MutateOperationContext(_ context.Context, oc *graph
 	return nil
 }
 
-// serviceGate answers `_service` with a FORBIDDEN error of its own while
-// introspection is off for the operation, instead of gqlgen's untyped one.
-// It wraps root fields only, so it costs nothing per nested field.
-func serviceGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+// introspectionGate answers the introspection root fields (__schema,
+// __type, and federation's _service) with a FORBIDDEN error of its own while
+// introspection is off for the operation, instead of gqlgen's untyped error
+// (which the presenter could only call internal). It wraps root fields only,
+// so it costs nothing per nested field.
+func introspectionGate(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
 	rf := graphql.GetRootFieldContext(ctx)
-	if rf != nil && rf.Field.Name == "_service" &&
-		graphql.GetOperationContext(ctx).DisableIntrospection {
-		name := rf.Field.Alias
-		if name == "" {
-			name = rf.Field.Name
-		}
-		graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithField(name)), &ForbiddenError{
-			Message: "_service is off while introspection is off: a federation router sends the " +
-				FederationSecretHeader + " header",
-		})
-		return graphql.Null
+	if rf == nil || !graphql.GetOperationContext(ctx).DisableIntrospection {
+		return next(ctx)
 	}
-	return next(ctx)
+	var msg string
+	switch rf.Field.Name {
+	case "_service":
+		msg = "_service is off while introspection is off: a federation router sends the " + FederationSecretHeader + " header"
+	case "__schema", "__type":
+		msg = "introspection is off on this server"
+	default:
+		return next(ctx)
+	}
+	name := rf.Field.Alias
+	if name == "" {
+		name = rf.Field.Name
+	}
+	graphql.AddError(graphql.WithPathContext(ctx, graphql.NewPathWithField(name)), &ForbiddenError{Message: msg})
+	return graphql.Null
 }
 
 // SubgraphSDL returns the subgraph schema a federation router composes:

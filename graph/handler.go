@@ -63,7 +63,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	} else if cfg.FederationSecret != "" {
 		srv.Use(routerIntrospection{secret: []byte(cfg.FederationSecret)})
 	}
-	srv.AroundRootFields(serviceGate)
+	srv.AroundRootFields(introspectionGate)
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)
 	}
