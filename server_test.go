@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -292,4 +295,154 @@ func TestSandboxStats(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
 	resp.Body.Close()
 	assert.Equal(t, 1, stats.Calls)
+}
+
+// typeRef is an introspected type reference.
+type typeRef struct {
+	Kind   string   `json:"kind"`
+	Name   *string  `json:"name"`
+	OfType *typeRef `json:"ofType"`
+}
+
+func (t *typeRef) String() string {
+	switch {
+	case t == nil:
+		return ""
+	case t.Kind == "NON_NULL":
+		return t.OfType.String() + "!"
+	case t.Kind == "LIST":
+		return "[" + t.OfType.String() + "]"
+	default:
+		return *t.Name
+	}
+}
+
+// TestSchemaContract introspects the running server and checks that it
+// serves every type, field, argument, input field, enum value and interface
+// of the contract (graph/testdata/contract.graphqls) with exactly its types.
+func TestSchemaContract(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile("graph/testdata/contract.graphqls")
+	require.NoError(t, err)
+	contract, gerr := gqlparser.LoadSchema(&ast.Source{Name: "contract", Input: string(src)})
+	require.Nil(t, gerr)
+
+	s := startServer(t, nil)
+	const tref = `kind name ofType { kind name ofType { kind name ofType { kind name } } }`
+	_, out, raw := s.graphql(t, `{ __schema { types { name kind
+		fields { name type { `+tref+` } args { name type { `+tref+` } } }
+		inputFields { name type { `+tref+` } }
+		enumValues { name } interfaces { name } possibleTypes { name } } } }`)
+	require.Nil(t, out["errors"], string(raw))
+	var served struct {
+		Data struct {
+			Schema struct {
+				Types []struct {
+					Name   string `json:"name"`
+					Kind   string `json:"kind"`
+					Fields []struct {
+						Name string   `json:"name"`
+						Type *typeRef `json:"type"`
+						Args []struct {
+							Name string   `json:"name"`
+							Type *typeRef `json:"type"`
+						} `json:"args"`
+					} `json:"fields"`
+					InputFields []struct {
+						Name string   `json:"name"`
+						Type *typeRef `json:"type"`
+					} `json:"inputFields"`
+					EnumValues []struct {
+						Name string `json:"name"`
+					} `json:"enumValues"`
+					Interfaces []struct {
+						Name string `json:"name"`
+					} `json:"interfaces"`
+				} `json:"types"`
+			} `json:"__schema"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &served))
+	have := map[string]string{}
+	for _, typ := range served.Data.Schema.Types {
+		have[typ.Name] = typ.Kind
+		for _, f := range typ.Fields {
+			have[typ.Name+"."+f.Name] = f.Type.String()
+			for _, a := range f.Args {
+				have[typ.Name+"."+f.Name+"("+a.Name+")"] = a.Type.String()
+			}
+		}
+		for _, f := range typ.InputFields {
+			have[typ.Name+"."+f.Name] = f.Type.String()
+		}
+		for _, v := range typ.EnumValues {
+			have[typ.Name+"::"+v.Name] = "enum value"
+		}
+		for _, i := range typ.Interfaces {
+			have[typ.Name+" implements "+i.Name] = "yes"
+		}
+	}
+	checked := 0
+	want := func(key, value string) {
+		t.Helper()
+		checked++
+		assert.Equal(t, value, have[key], key)
+	}
+	for name, def := range contract.Types {
+		if def.BuiltIn {
+			continue
+		}
+		want(name, string(def.Kind))
+		for _, f := range def.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue
+			}
+			want(name+"."+f.Name, f.Type.String())
+			for _, a := range f.Arguments {
+				want(name+"."+f.Name+"("+a.Name+")", a.Type.String())
+			}
+		}
+		for _, v := range def.EnumValues {
+			want(name+"::"+v.Name, "enum value")
+		}
+		for _, i := range def.Interfaces {
+			want(name+" implements "+i, "yes")
+		}
+	}
+	assert.Greater(t, checked, 100, "the contract was read")
+}
+
+// TestBatchingThroughRun counts upstream calls through the built server's
+// sandbox: a page with nested versions, latestVersion and group is one call,
+// and three aliases of one connection are one call.
+func TestBatchingThroughRun(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, nil)
+	calls := func() int {
+		resp, err := http.Get(s.url + "/sandbox/stats")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var st struct {
+			Calls int `json:"calls"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+		return st.Calls
+	}
+	_, out, raw := s.graphql(t, `{ imageGroups(first: 20) { totalCount pageInfo { hasNextPage endCursor }
+		edges { cursor node { groupId name favoritesCount status useTime
+			versions { totalCount nodes { imageId name group { groupId } } }
+			latestVersion { imageId name publishedAt group { name } } } } } }`)
+	require.Nil(t, out["errors"], string(raw))
+	assert.Equal(t, 1, calls())
+	_, out, raw = s.graphql(t, `{
+		a: imageGroups(first: 5, filter: {freeOnly: true}) { totalCount nodes { groupId } }
+		b: imageGroups(first: 5, filter: {freeOnly: true}) { edges { node { name } } }
+		c: imageGroups(first: 5, filter: {freeOnly: true}) { nodes { status } } }`)
+	require.Nil(t, out["errors"], string(raw))
+	assert.Equal(t, 2, calls())
+	_, out, raw = s.graphql(t, `{ imageGroups(first: -1) { totalCount } }`)
+	errs := out["errors"].([]any)
+	require.Len(t, errs, 1, string(raw))
+	assert.Equal(t, "BAD_USER_INPUT", errs[0].(map[string]any)["extensions"].(map[string]any)["code"])
+	assert.Equal(t, 2, calls(), "refused before any upstream call")
 }
