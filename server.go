@@ -59,6 +59,7 @@ type config struct {
 	QPS             float64
 	Burst           int
 	MaxPageSize     int
+	BatchWait       time.Duration
 	Introspection   bool
 	Playground      bool
 	SandboxLatency  time.Duration
@@ -83,6 +84,7 @@ func defaultConfig() config {
 		QPS:             20,
 		Burst:           40,
 		MaxPageSize:     graph.DefaultMaxPageSize,
+		BatchWait:       graph.DefaultBatchWait,
 		Introspection:   true,
 		Playground:      true,
 		LogLevel:        "info",
@@ -114,6 +116,7 @@ func (c *config) settings() []setting {
 		{env: "COMPSHARE_QPS", usage: "upstream calls per second (token bucket rate)", value: floatValue{&c.QPS}},
 		{env: "COMPSHARE_BURST", usage: "upstream calls in a burst (token bucket size)", value: intValue{&c.Burst}},
 		{env: "MAX_PAGE_SIZE", usage: "largest first/last a connection accepts", value: intValue{&c.MaxPageSize}},
+		{env: "BATCH_WAIT", usage: "the loaders' batch window (Go duration)", value: durationValue{&c.BatchWait}},
 		{env: "INTROSPECTION", usage: "serve schema introspection", value: boolValue{&c.Introspection}},
 		{env: "PLAYGROUND", usage: "serve the GraphiQL playground at /", value: boolValue{&c.Playground}},
 		{env: "SANDBOX_LATENCY", usage: "latency the sandbox adds to every call (sandbox mode only)", value: durationValue{&c.SandboxLatency}},
@@ -175,6 +178,8 @@ func (c config) Validate() error {
 		return fmt.Errorf("COMPSHARE_BURST must be at least 1, got %d", c.Burst)
 	case c.MaxPageSize < 1:
 		return fmt.Errorf("MAX_PAGE_SIZE must be at least 1, got %d", c.MaxPageSize)
+	case c.BatchWait <= 0 || c.BatchWait > time.Second:
+		return fmt.Errorf("BATCH_WAIT must be between 0 and 1s, got %s", c.BatchWait)
 	case c.SandboxLatency < 0:
 		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", c.SandboxLatency)
 	case c.ShutdownTimeout <= 0:
@@ -329,6 +334,7 @@ func routes(cfg config, client *upstream.Client, sb *sandbox.Server, log *slog.L
 		Service:          client,
 		Log:              log,
 		MaxPageSize:      cfg.MaxPageSize,
+		BatchWait:        cfg.BatchWait,
 		Introspection:    cfg.Introspection,
 		FederationSecret: cfg.FederationSecret,
 	}))

@@ -27,7 +27,7 @@ type HandlerConfig struct {
 	// X-Federation-Secret header read `_service` (and introspect) even
 	// with Introspection off: the way a federation router composes.
 	FederationSecret string
-	// BatchWait is the loaders' batch window (default 1 ms).
+	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
 	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
 	QueryCacheSize int

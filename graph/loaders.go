@@ -91,9 +91,19 @@ type Loaders struct {
 	versions *dataloader.Loader[string, *model.ImageVersion]
 }
 
+// DefaultBatchWait is the loaders' batch window. Every key of a batch is its
+// own upstream call (the action takes one GroupId or CompShareImageId), made
+// concurrently, and identical keys share one call through the loader's cache
+// whatever the window, so the window only gathers a request's loads into
+// fewer batches, and its wait lies on the request's critical path. Measured
+// with one client against a 20 ms upstream (make load), medians were 27.6 ms
+// at 1 ms, 27.3 ms at 200 µs and 50 µs (an idle machine sleeps timers that
+// short in whole milliseconds), 26.4-26.8 ms at 20 µs and 26.1-26.3 ms at 1 µs.
+const DefaultBatchWait = 20 * time.Microsecond
+
 // LoaderOptions tune the loaders.
 type LoaderOptions struct {
-	// Wait is the batch window (default 1 ms).
+	// Wait is the batch window (default DefaultBatchWait).
 	Wait time.Duration
 	// Log receives mapping warnings.
 	Log *slog.Logger
@@ -103,7 +113,7 @@ type LoaderOptions struct {
 func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 	wait := opt.Wait
 	if wait <= 0 {
-		wait = time.Millisecond
+		wait = DefaultBatchWait
 	}
 	l := &Loaders{svc: svc, mapper: model.Mapper{Log: opt.Log}}
 	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[Query, *Page](wait))

@@ -14,6 +14,11 @@
 # COMPSHARE_BURST=100000): with the defaults (8 in flight, 20/s) the run would
 # measure the limiter's queue, not the facade.
 #
+# Each run reports the median, p90 and p99 latency and requests/s (from the
+# same histogram as wrk's --latency table), the CPU the server, wrk and other
+# processes used, the server's CPU per request, and the sandbox's upstream
+# call count (GET /sandbox/stats, where the binary has it).
+#
 # It is a measurement, not a check: it exits non-zero only when the run is
 # broken (wrk missing, the server does not start or dies, wrk fails, a socket
 # error, a non-200 answer or an "errors" entry in a body), never on a latency.
@@ -80,26 +85,36 @@ trap 'exit 143' TERM
 
 # port_free PORT: nothing answers on 127.0.0.1:PORT.
 port_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  ! { (exec 3<>"/dev/tcp/127.0.0.1/$1"); } 2>/dev/null
 }
 
-# healthz: the body of GET /healthz on $port, or failure.
-healthz() {
-  local line body="" ok=1
-  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+# http METHOD PATH: the body of a 2xx answer from the server on $port, or
+# failure (bash's /dev/tcp, so that nothing beyond wrk is needed).
+http() {
+  local line body ok=1
+  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n' "$1" "$2" >&3
   IFS= read -r -t 2 line <&3 || { exec 3<&-; return 1; }
-  [[ $line == *" 200 "* ]] && ok=0
-  body=$(timeout 2 cat <&3 || true)
+  [[ $line =~ ^HTTP/1\.[01]\ 2[0-9][0-9] ]] && ok=0
+  body=$(timeout 2 cat <&3 | sed '1,/^\r\{0,1\}$/d' || true)
   exec 3<&-
   [[ $ok == 0 ]] && printf '%s' "$body"
   return $ok
 }
 
+# upstream_calls: the sandbox's call count, from GET /sandbox/stats; empty
+# when the binary has no such endpoint.
+upstream_calls() {
+  local st
+  st=$(http GET /sandbox/stats 2>/dev/null) || return 0
+  [[ $st =~ \"calls\":([0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"
+  return 0
+}
+
 # start_server LATENCY_MS: the server in sandbox mode, ready, on $port.
 start_server() {
-  local latency_ms=$1 attempt health
-  for attempt in 1 2 3 4 5; do
+  local latency_ms=$1 health
+  for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     port_free "$port" || continue
     server_log=$OUT/server-${latency_ms}ms.log
@@ -124,7 +139,7 @@ start_server() {
         cat "$server_log" >&2
         die "the server exited before answering /healthz"
       fi
-      if health=$(healthz); then
+      if health=$(http GET /healthz); then
         [[ $health == *'"sandbox":true'* ]] || die "the server is not in sandbox mode: $health"
         return 0
       fi
@@ -146,12 +161,15 @@ declare -A R
 run_wrk() {
   local name=$1 duration=$2 out=$OUT/wrk-$1.txt tf=$OUT/wrk-$1.time rc=0 kv line
   local s0 s1 h0 h1 t0 t1
+  local c0 c1
+  c0=$(upstream_calls)
   s0=$(cpu_ticks "$server_pid"); h0=$(host_ticks); t0=$(date +%s.%N)
   { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
       -s "$SCRIPT" "http://127.0.0.1:$port/query" >"$out" 2>&1; } 2>"$tf" || rc=$?
   t1=$(date +%s.%N); h1=$(host_ticks)
   kill -0 "$server_pid" 2>/dev/null || { cat "$out" "$server_log" >&2; die "$name: the server died during the run"; }
   s1=$(cpu_ticks "$server_pid")
+  c1=$(upstream_calls)
   [[ $rc == 0 ]] || { cat "$out" >&2; die "$name: wrk exited with $rc"; }
   line=$(grep '^LOAD_RESULT ' "$out" || true)
   [[ -n $line ]] || { cat "$out" >&2; die "$name: wrk printed no LOAD_RESULT line"; }
@@ -167,7 +185,13 @@ run_wrk() {
   R[server_cores]=$(awk -v a="$s0" -v b="$s1" -v t="$tck" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (b - a) / t / w}')
   R[wrk_cores]=$(awk -v u="${R[wrk_user]}" -v s="${R[wrk_sys]}" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (u + s) / w}')
   R[host_cores]=$(awk -v a="$h0" -v b="$h1" -v n="$(nproc)" 'BEGIN{split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / (y[2] - x[2]) * n}')
+  R[other_cores]=$(awk -v h="${R[host_cores]}" -v s="${R[server_cores]}" -v w="${R[wrk_cores]}" 'BEGIN{o = h - s - w; if (o < 0) o = 0; printf "%.2f", o}')
   R[rps]=$(awk -v n="${R[requests]}" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", n / (d / 1e6)}')
+  R[cpu_ms]=$(awk -v c="${R[server_cores]}" -v r="${R[rps]}" 'BEGIN{printf "%.2f", (r > 0 ? c / r * 1000 : 0)}')
+  R[upstream]=""
+  if [[ -n $c0 && -n $c1 ]]; then
+    R[upstream]=$(awk -v a="$c0" -v b="$c1" -v n="${R[responses]}" 'BEGIN{printf "; %d upstream calls (%.2f a request: concurrent identical calls are coalesced)", b - a, (b - a) / n}')
+  fi
 }
 
 ms() { awk -v us="$1" 'BEGIN{printf "%.1fms", us / 1000}'; }
@@ -196,7 +220,7 @@ measure() {
   else
     report "$head median $(ms "${R[p50_us]}") (the facade's own cost), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
   fi
-  report "  CPU over the run: server (with the in-process sandbox) ${R[server_cores]} cores, wrk ${R[wrk_cores]} cores, machine ${R[host_cores]} of $(nproc) cores busy; ${R[requests]} requests, none bad"
+  report "  CPU over the run: server (with the in-process sandbox) ${R[server_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; machine ${R[host_cores]} of $(nproc) cores busy; ${R[requests]} requests, none bad${R[upstream]}"
 }
 
 measure "$UPSTREAM_LATENCY_MS"
