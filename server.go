@@ -60,6 +60,7 @@ type config struct {
 	Burst           int
 	MaxPageSize     int
 	BatchWait       time.Duration
+	Dedupe          bool
 	Introspection   bool
 	Playground      bool
 	SandboxLatency  time.Duration
@@ -85,6 +86,7 @@ func defaultConfig() config {
 		Burst:           40,
 		MaxPageSize:     graph.DefaultMaxPageSize,
 		BatchWait:       graph.DefaultBatchWait,
+		Dedupe:          true,
 		Introspection:   true,
 		Playground:      true,
 		LogLevel:        "info",
@@ -117,6 +119,7 @@ func (c *config) settings() []setting {
 		{env: "COMPSHARE_BURST", usage: "upstream calls in a burst (token bucket size)", value: intValue{&c.Burst}},
 		{env: "MAX_PAGE_SIZE", usage: "largest first/last a connection accepts", value: intValue{&c.MaxPageSize}},
 		{env: "BATCH_WAIT", usage: "the loaders' batch window (Go duration)", value: durationValue{&c.BatchWait}},
+		{env: "DEDUPLICATE_OPERATIONS", usage: "identical concurrent GraphQL requests share one execution", value: boolValue{&c.Dedupe}},
 		{env: "INTROSPECTION", usage: "serve schema introspection", value: boolValue{&c.Introspection}},
 		{env: "PLAYGROUND", usage: "serve the GraphiQL playground at /", value: boolValue{&c.Playground}},
 		{env: "SANDBOX_LATENCY", usage: "latency the sandbox adds to every call (sandbox mode only)", value: durationValue{&c.SandboxLatency}},
@@ -331,12 +334,13 @@ func randomHex(n int) string {
 func routes(cfg config, client *upstream.Client, sb *sandbox.Server, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", graph.NewHandler(graph.HandlerConfig{
-		Service:          client,
-		Log:              log,
-		MaxPageSize:      cfg.MaxPageSize,
-		BatchWait:        cfg.BatchWait,
-		Introspection:    cfg.Introspection,
-		FederationSecret: cfg.FederationSecret,
+		Service:               client,
+		Log:                   log,
+		MaxPageSize:           cfg.MaxPageSize,
+		BatchWait:             cfg.BatchWait,
+		DeduplicateOperations: cfg.Dedupe,
+		Introspection:         cfg.Introspection,
+		FederationSecret:      cfg.FederationSecret,
 	}))
 	if sb != nil {
 		// The sandbox's call counters, so that end-to-end tests of the

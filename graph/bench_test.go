@@ -39,9 +39,9 @@ type benchEnv struct {
 	api    *httptest.Server
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func newBenchEnv(b *testing.B, opts ...sandbox.Option) *benchEnv {
 	b.Helper()
-	sb, err := sandbox.New()
+	sb, err := sandbox.New(opts...)
 	require.NoError(b, err)
 	up := httptest.NewServer(sb)
 	b.Cleanup(up.Close)
@@ -86,8 +86,17 @@ func BenchmarkReferenceOperation(b *testing.B) {
 // BenchmarkBareClientCall is the same page fetched by the client alone
 // (signing, HTTP over loopback, the sandbox's work, decoding): the baseline
 // of the facade's overhead ratio.
-func BenchmarkBareClientCall(b *testing.B) {
-	e := newBenchEnv(b)
+func BenchmarkBareClientCall(b *testing.B) { benchBareClientCall(b) }
+
+// BenchmarkBareClientCall20ms is the same against an upstream that takes
+// 20 ms: the upstream's own latency as a client sees it, the baseline that
+// make load's medians compare with.
+func BenchmarkBareClientCall20ms(b *testing.B) {
+	benchBareClientCall(b, sandbox.WithLatency(20*time.Millisecond))
+}
+
+func benchBareClientCall(b *testing.B, opts ...sandbox.Option) {
+	e := newBenchEnv(b, opts...)
 	req := &upstream.DescribeCommunityImagesRequest{Offset: upstream.Int(0), Limit: upstream.Int(20)}
 	ctx := context.Background()
 	b.ReportAllocs()

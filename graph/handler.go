@@ -27,6 +27,9 @@ type HandlerConfig struct {
 	// X-Federation-Secret header read `_service` (and introspect) even
 	// with Introspection off: the way a federation router composes.
 	FederationSecret string
+	// DeduplicateOperations makes identical concurrent requests share one
+	// execution (see dedupeOperations).
+	DeduplicateOperations bool
 	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
 	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
@@ -69,5 +72,9 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(RecoverFunc)
-	return overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv))
+	h := overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv))
+	if cfg.DeduplicateOperations {
+		h = dedupeOperations(h)
+	}
+	return h
 }
