@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -28,7 +31,7 @@ const dedupeTimeout = 2 * time.Minute
 //
 // The shared execution runs detached from any one requester's cancellation
 // (bounded by dedupeTimeout); each requester waits on its own context.
-func dedupeOperations(next http.Handler) http.Handler {
+func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
 	var group singleflight.Group
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -43,9 +46,19 @@ func dedupeOperations(next http.Handler) http.Handler {
 			return
 		}
 		key := dedupeKey(r, body)
-		ch := group.DoChan(key, func() (any, error) {
+		ch := group.DoChan(key, func() (res any, _ error) {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), dedupeTimeout)
 			defer cancel()
+			// singleflight re-raises a panic of fn in a goroutine of its own,
+			// where nothing could recover it: answer it here instead.
+			defer func() {
+				if p := recover(); p != nil {
+					log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+					rec := &recorder{header: http.Header{"Content-Type": {"application/json"}}, status: http.StatusInternalServerError}
+					rec.body.WriteString(`{"errors":[{"message":"internal error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+					res = rec
+				}
+			}()
 			rec := &recorder{header: http.Header{}}
 			shared := r.Clone(ctx)
 			shared.Body = io.NopCloser(bytes.NewReader(body))

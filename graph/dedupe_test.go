@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,4 +101,36 @@ func TestDeduplicateOperations(t *testing.T) {
 	post(3, "application/json")
 	post(3, "application/json")
 	assert.EqualValues(t, 2, ops.n.Load())
+}
+
+// TestDeduplicatedPanicIsAnAnswer: a panic in a shared execution becomes an
+// internal error for its requesters, never a dead process.
+func TestDeduplicatedPanicIsAnAnswer(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	h := graph.NewHandler(graph.HandlerConfig{
+		Service:               panickingService{},
+		Log:                   slog.New(slog.NewJSONHandler(&logs, nil)),
+		DeduplicateOperations: true,
+		Extensions:            []graphql.HandlerExtension{panicker{}},
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	resp, err := http.Post(srv.URL, "application/json", strings.NewReader(`{"query":"{ __typename }"}`))
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	assert.Contains(t, string(raw), "INTERNAL_SERVER_ERROR")
+	assert.NotContains(t, string(raw), "goroutine")
+	assert.Contains(t, logs.String(), "kaboom")
+}
+
+// panicker panics outside gqlgen's own recovery, in the response handler.
+type panicker struct{}
+
+func (panicker) ExtensionName() string                   { return "Panicker" }
+func (panicker) Validate(graphql.ExecutableSchema) error { return nil }
+func (panicker) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	panic("kaboom")
 }

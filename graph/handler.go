@@ -74,7 +74,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	srv.SetRecoverFunc(RecoverFunc)
 	h := overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv))
 	if cfg.DeduplicateOperations {
-		h = dedupeOperations(h)
+		h = dedupeOperations(cfg.Log, h)
 	}
 	return h
 }
