@@ -506,9 +506,7 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 					panic(p)
 				}
 				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				writeJSON(w, http.StatusInternalServerError, map[string]any{
-					"errors": []map[string]any{{"message": "internal error", "extensions": map[string]any{"code": graph.CodeInternal}}},
-				})
+				graph.WriteError(w, http.StatusInternalServerError, "internal error", graph.CodeInternal)
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -520,12 +518,8 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 func withBodyLimit(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{
-				"errors": []map[string]any{{
-					"message":    fmt.Sprintf("request body larger than %d bytes", limit),
-					"extensions": map[string]any{"code": graph.CodeBadUserInput},
-				}},
-			})
+			graph.WriteError(w, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body larger than %d bytes", limit), graph.CodeBadUserInput)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

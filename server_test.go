@@ -165,9 +165,10 @@ func TestRequestBodyLimit(t *testing.T) {
 	big := `{"query":"{ __typename }","variables":{"pad":"` + strings.Repeat("x", 4096) + `"}}`
 	resp, err := http.Post(s.url+"/query", "application/json", strings.NewReader(big))
 	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	assert.GreaterOrEqual(t, resp.StatusCode, 400)
-	assert.Less(t, resp.StatusCode, 500)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	assert.JSONEq(t, `{"errors":[{"message":"request body larger than 1024 bytes","extensions":{"code":"BAD_USER_INPUT"}}]}`, string(raw))
 }
 
 // TestIntrospectionSetting: INTROSPECTION=false turns it off.

@@ -54,8 +54,8 @@ func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
 			defer func() {
 				if p := recover(); p != nil {
 					log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-					rec := &recorder{header: http.Header{"Content-Type": {"application/json"}}, status: http.StatusInternalServerError}
-					rec.body.WriteString(`{"errors":[{"message":"internal error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+					rec := &recorder{header: http.Header{}}
+					WriteError(rec, http.StatusInternalServerError, "internal error", CodeInternal)
 					res = rec
 				}
 			}()

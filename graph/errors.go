@@ -2,9 +2,11 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -126,6 +128,19 @@ func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err e
 		Locations:  gerr.Locations,
 		Extensions: map[string]any{"code": CodeInternal},
 	}
+}
+
+// WriteError answers a request that failed outside the executor (a body too
+// large, a recovered panic) with a GraphQL response holding one error with
+// a stable code, so that clients parse every failure the same way.
+func WriteError(w http.ResponseWriter, status int, message, code string) {
+	// No "data": the request did not reach execution.
+	body, _ := json.Marshal(struct {
+		Errors gqlerror.List `json:"errors"`
+	}{gqlerror.List{{Message: message, Extensions: map[string]any{"code": code}}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 func setCode(gerr *gqlerror.Error, code string) {
