@@ -63,24 +63,23 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 		return nil, err
 	}
 	loaders := For(ctx)
+	items := wantsItems(ctx)
 	total := -1
-	var count *Page
 	w := args.window(total)
-	if !wantsItems(ctx) || w.size() == 0 || args.needsTotal() {
+	if !items || w.size() == 0 || args.needsTotal() {
 		// The counts alone, or the length of the list to count back from:
 		// one call with Limit=1 (the upstream reads Limit=0 as 20).
 		countQ := base
 		countQ.Offset, countQ.Limit = 0, 1
-		if count, err = loaders.Page(ctx, countQ); err != nil {
+		count, err := loaders.Page(ctx, countQ)
+		if err != nil {
 			return nil, err
 		}
 		total = count.TotalCount
 		w = args.window(total)
-		if !wantsItems(ctx) || w.size() == 0 {
+		if !items || w.size() == 0 {
 			// Page info still describes the window the items would fill.
-			conn := groupConnection(w, nil, count)
-			conn.PageInfo = pageInfo(w, w.size(), total)
-			return conn, nil
+			return groupConnection(w, w.size(), nil, count), nil
 		}
 	}
 	pages, err := loaders.Pages(ctx, chunks(base, w))
@@ -99,7 +98,7 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 	if len(groups) > w.size() {
 		groups = groups[:w.size()]
 	}
-	return groupConnection(w, groups, pages[0]), nil
+	return groupConnection(w, len(groups), groups, pages[0]), nil
 }
 
 // chunks splits window w of base into requests of at most upstream.MaxLimit.
@@ -113,11 +112,14 @@ func chunks(base Query, w window) []Query {
 	return qs
 }
 
-func groupConnection(w window, groups []*model.ImageGroup, counts *Page) *model.ImageGroupConnection {
+// groupConnection builds the connection of window w holding groups; n is the
+// number of items the page info describes (the window's size when the
+// selection asked for counts only and groups is nil).
+func groupConnection(w window, n int, groups []*model.ImageGroup, counts *Page) *model.ImageGroupConnection {
 	conn := &model.ImageGroupConnection{
 		Edges:               make([]*model.ImageGroupEdge, len(groups)),
 		Nodes:               groups,
-		PageInfo:            pageInfo(w, len(groups), counts.TotalCount),
+		PageInfo:            pageInfo(w, n, counts.TotalCount),
 		TotalCount:          counts.TotalCount,
 		AvailableTotalCount: counts.AvailableTotalCount,
 	}
