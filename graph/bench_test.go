@@ -6,14 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -32,35 +28,11 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 }
 
-// benchEnv is the sandbox on loopback, the real client, and the real API
-// handler on loopback: what the server runs in sandbox mode.
-type benchEnv struct {
-	client *upstream.Client
-	api    *httptest.Server
-}
-
-func newBenchEnv(b *testing.B, opts ...sandbox.Option) *benchEnv {
-	b.Helper()
-	sb, err := sandbox.New(opts...)
-	require.NoError(b, err)
-	up := httptest.NewServer(sb)
-	b.Cleanup(up.Close)
-	client, err := upstream.NewClient(
-		upstream.WithBaseURL(up.URL),
-		upstream.WithCredentials(sandbox.DefaultPublicKey, sandbox.DefaultPrivateKey),
-		upstream.WithRateLimit(1e9, 1e6),
-	)
-	require.NoError(b, err)
-	api := httptest.NewServer(graph.NewHandler(graph.HandlerConfig{Service: client}))
-	b.Cleanup(api.Close)
-	return &benchEnv{client: client, api: api}
-}
-
 // BenchmarkReferenceOperation is the README's reference operation through
 // the real HTTP handler against the sandbox: one 20-group page with nested
 // versions and latestVersion.
 func BenchmarkReferenceOperation(b *testing.B) {
-	e := newBenchEnv(b)
+	e := newEnv(b)
 	body, _ := json.Marshal(map[string]any{"query": referenceQuery})
 	post := func() {
 		resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))
@@ -96,7 +68,7 @@ func BenchmarkBareClientCall20ms(b *testing.B) {
 }
 
 func benchBareClientCall(b *testing.B, opts ...sandbox.Option) {
-	e := newBenchEnv(b, opts...)
+	e := newEnv(b, withSandboxOptions(opts...))
 	req := &upstream.DescribeCommunityImagesRequest{Offset: upstream.Int(0), Limit: upstream.Int(20)}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -53,7 +53,7 @@ func withService(wrap func(graph.Service) graph.Service) envOption {
 	return func(c *envConfig) { c.service = wrap }
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	var cfg envConfig
 	for _, o := range opts {
