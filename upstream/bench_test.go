@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync/atomic"
 	"testing"
 )
@@ -134,4 +135,48 @@ func BenchmarkDescribeHTTPParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// datasetPage returns the first 20 groups of the sandbox's dataset as the
+// upstream encodes them: the page the reference operation reads.
+func datasetPage(b *testing.B) []byte {
+	raw, err := os.ReadFile("sandbox/data/images.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var groups []ImageGroup
+	if err := json.Unmarshal(raw, &groups); err != nil {
+		b.Fatal(err)
+	}
+	body, err := json.Marshal(DescribeCommunityImagesResponse{
+		Action: "DescribeCommunityImagesResponse", TotalCount: len(groups), CompshareImageGroup: groups[:20],
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
+}
+
+// BenchmarkDecodePage decodes the reference page with the client's decoder
+// (decodeBody) and, for comparison, with encoding/json.
+func BenchmarkDecodePage(b *testing.B) {
+	body := datasetPage(b)
+	for _, d := range []struct {
+		name   string
+		decode func([]byte, *DescribeCommunityImagesResponse) error
+	}{
+		{"client", decodeBody},
+		{"encoding-json", func(b []byte, out *DescribeCommunityImagesResponse) error { return json.Unmarshal(b, out) }},
+	} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var out DescribeCommunityImagesResponse
+				if err := d.decode(body, &out); err != nil || len(out.CompshareImageGroup) != 20 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

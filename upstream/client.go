@@ -356,7 +356,7 @@ func (c *Client) attempt(ctx context.Context, body string) (*DescribeCommunityIm
 		return nil, e, retryAfter
 	}
 	out := new(DescribeCommunityImagesResponse)
-	if err := json.Unmarshal(buf.Bytes(), out); err != nil {
+	if err := decodeBody(buf.Bytes(), out); err != nil {
 		// Retryable: a truncated or garbled body is taken for a transient
 		// fault of a gateway on the way.
 		return nil, &APIError{Kind: KindDecode, HTTPStatus: status, RequestID: reqID, Retryable: true,
