@@ -349,3 +349,91 @@ func TestBadNodeIDs(t *testing.T) {
 		assert.True(t, strings.Contains(err.Message, "global ID"), err.Message)
 	}
 }
+
+// TestTrimmedGroupsGetFullVersions: a group that came with a version-filtered
+// response (a version looked up by id, a tag-filtered page) may hold only the
+// matching versions. Its versions and latestVersion still answer every
+// version, whichever path and fragment reach it, and the full group is
+// fetched only when the selection reads them.
+func TestTrimmedGroupsGetFullVersions(t *testing.T) {
+	t.Parallel()
+	var g upstream.ImageGroup
+	e := newEnv(t)
+	for _, cand := range e.sb.Groups() {
+		if len(cand.Data) >= 2 {
+			g = cand
+			break
+		}
+	}
+	require.NotEmpty(t, g.GroupId, "the dataset has a group with two versions")
+	imageID := g.Data[len(g.Data)-1].CompShareImageId
+	vars := map[string]any{"id": imageID}
+
+	t.Run("group fields alone are one call", func(t *testing.T) {
+		e := newEnv(t)
+		var out struct {
+			V struct{ Group struct{ Name string } } `json:"imageVersion"`
+		}
+		e.ok(t, `query($id: ID!) { imageVersion(imageId: $id) { group { name } } }`, vars, &out)
+		assert.Equal(t, g.ImageName, out.V.Group.Name)
+		assert.Equal(t, int64(1), e.calls())
+	})
+
+	t.Run("versions through a looked-up version", func(t *testing.T) {
+		e := newEnv(t)
+		var out struct {
+			V struct {
+				Group struct {
+					Versions struct{ TotalCount int }  `json:"versions"`
+					Latest   *struct{ ImageID string } `json:"latestVersion"`
+				} `json:"group"`
+			} `json:"imageVersion"`
+		}
+		e.ok(t, `query($id: ID!) { imageVersion(imageId: $id) { group {
+			... on Node { ... on ImageGroup { versions { totalCount } } }
+			...latest
+		} } }
+		fragment latest on ImageGroup { latestVersion { imageId } }`, vars, &out)
+		assert.Equal(t, len(g.Data), out.V.Group.Versions.TotalCount)
+		assert.LessOrEqual(t, e.calls(), int64(2))
+	})
+
+	t.Run("versions through matchedVersions and nodes of a filtered page", func(t *testing.T) {
+		e := newEnv(t)
+		var out struct {
+			C struct {
+				Edges []struct {
+					Matched []struct {
+						Group struct {
+							GroupID  string                   `json:"groupId"`
+							Versions struct{ TotalCount int } `json:"versions"`
+						} `json:"group"`
+					} `json:"matchedVersions"`
+				} `json:"edges"`
+				Nodes []struct {
+					GroupID  string                   `json:"groupId"`
+					Versions struct{ TotalCount int } `json:"versions"`
+				} `json:"nodes"`
+			} `json:"imageGroups"`
+		}
+		e.ok(t, `{ imageGroups(first: 8, filter: {tags: ["AIGC"]}) {
+			edges { matchedVersions { group { groupId versions { totalCount } } } }
+			nodes { ...on ImageGroup { groupId versions { totalCount } } }
+		} }`, nil, &out)
+		require.NotEmpty(t, out.C.Nodes)
+		full := func(id string) int {
+			resp := e.oracle(t, &upstream.DescribeCommunityImagesRequest{GroupId: id})
+			require.Len(t, resp.CompshareImageGroup, 1)
+			return len(resp.CompshareImageGroup[0].Data)
+		}
+		for _, n := range out.C.Nodes {
+			assert.Equal(t, full(n.GroupID), n.Versions.TotalCount, n.GroupID)
+		}
+		for _, edge := range out.C.Edges {
+			for _, m := range edge.Matched {
+				assert.Equal(t, full(m.Group.GroupID), m.Group.Versions.TotalCount, m.Group.GroupID)
+			}
+		}
+		assert.LessOrEqual(t, e.calls(), int64(1+len(out.C.Nodes)), "one call per distinct group")
+	})
+}

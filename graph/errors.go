@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -26,13 +27,11 @@ const (
 )
 
 // UserInputError is an argument the API refuses, before any upstream call.
-type UserInputError struct{ Message string }
+// It is model.InputError, so that the models' own argument checks (nested
+// versions paging) report the same way.
+type UserInputError = model.InputError
 
-func (e *UserInputError) Error() string { return e.Message }
-
-func badInputf(format string, args ...any) error {
-	return &UserInputError{Message: fmt.Sprintf(format, args...)}
-}
+func badInputf(format string, args ...any) error { return model.InputErrorf(format, args...) }
 
 // ForbiddenError is a field this caller may not read.
 type ForbiddenError struct{ Message string }

@@ -31,7 +31,6 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Entity() EntityResolver
-	ImageGroup() ImageGroupResolver
 	ImageVersion() ImageVersionResolver
 	Query() QueryResolver
 }
@@ -147,10 +146,6 @@ type ComplexityRoot struct {
 type EntityResolver interface {
 	FindImageGroup(ctx context.Context, reps []*model.ImageGroupRepresentation) ([]*model.ImageGroup, error)
 	FindImageVersion(ctx context.Context, reps []*model.ImageVersionRepresentation) ([]*model.ImageVersion, error)
-}
-type ImageGroupResolver interface {
-	Versions(ctx context.Context, obj *model.ImageGroup, first *int, after *string, last *int, before *string, status []model.ImageVersionStatus) (*model.ImageVersionConnection, error)
-	LatestVersion(ctx context.Context, obj *model.ImageGroup) (*model.ImageVersion, error)
 }
 type ImageVersionResolver interface {
 	Group(ctx context.Context, obj *model.ImageVersion) (*model.ImageGroup, error)
@@ -1986,7 +1981,7 @@ func (ec *executionContext) _ImageGroup_versions(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.ImageGroup().Versions(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["status"].([]model.ImageVersionStatus))
+			return obj.Versions(fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["status"].([]model.ImageVersionStatus))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ImageVersionConnection) graphql.Marshaler {
@@ -2001,7 +1996,7 @@ func (ec *executionContext) fieldContext_ImageGroup_versions(ctx context.Context
 		Object:     "ImageGroup",
 		Field:      field,
 		IsMethod:   true,
-		IsResolver: true,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ImageVersionConnection(ctx, field)
 		},
@@ -2029,7 +2024,7 @@ func (ec *executionContext) _ImageGroup_latestVersion(ctx context.Context, field
 			return ec.fieldContext_ImageGroup_latestVersion(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.ImageGroup().LatestVersion(ctx, obj)
+			return obj.LatestVersion()
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ImageVersion) graphql.Marshaler {
@@ -2044,7 +2039,7 @@ func (ec *executionContext) fieldContext_ImageGroup_latestVersion(_ context.Cont
 		Object:     "ImageGroup",
 		Field:      field,
 		IsMethod:   true,
-		IsResolver: true,
+		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ImageVersion(ctx, field)
 		},
@@ -5000,65 +4995,63 @@ func (ec *executionContext) _ImageGroup(ctx context.Context, sel ast.SelectionSe
 		case "id":
 			out.Values[i] = ec._ImageGroup_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "groupId":
 			out.Values[i] = ec._ImageGroup_groupId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "name":
 			out.Values[i] = ec._ImageGroup_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "description":
 			out.Values[i] = ec._ImageGroup_description(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdCount":
 			out.Values[i] = ec._ImageGroup_createdCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "favoritesCount":
 			out.Values[i] = ec._ImageGroup_favoritesCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "recommendCount":
 			out.Values[i] = ec._ImageGroup_recommendCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "useTime":
 			out.Values[i] = ec._ImageGroup_useTime(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "isFavorite":
 			out.Values[i] = ec._ImageGroup_isFavorite(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "status":
 			out.Values[i] = ec._ImageGroup_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "versions":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ImageGroup_versions(ctx, field, obj)
-				})
+			out.Values[i] = ec._ImageGroup_versions(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "latestVersion":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._ImageGroup_latestVersion(ctx, field, obj)
-				})
+			out.Values[i] = ec._ImageGroup_latestVersion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/compshare/imagegraph/graph/model"
 )
 
 // HandlerConfig configures the GraphQL endpoint.
@@ -40,7 +42,7 @@ type HandlerConfig struct {
 }
 
 // DefaultMaxPageSize is the bound on first and last when none is configured.
-const DefaultMaxPageSize = 500
+const DefaultMaxPageSize = model.DefaultMaxPageSize
 
 // NewHandler returns the GraphQL endpoint: gqlgen with explicit transports
 // (GET, POST, OPTIONS), a bounded query cache, the error presenter, panic
@@ -72,7 +74,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(RecoverFunc)
-	h := overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log}, srv))
+	h := overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cfg.MaxPageSize}, srv))
 	if cfg.DeduplicateOperations {
 		h = dedupeOperations(cfg.Log, h)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
@@ -58,15 +59,15 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 	if err != nil {
 		return nil, err
 	}
-	args, err := parsePageArgs(first, after, last, before, r.MaxPageSize)
+	args, err := model.ParsePageArgs(first, after, last, before, r.MaxPageSize)
 	if err != nil {
 		return nil, err
 	}
 	loaders := For(ctx)
-	items := wantsItems(ctx)
+	sel := groupConnectionSelection(ctx)
 	total := -1
-	w := args.window(total)
-	if !items || w.size() == 0 || args.needsTotal() {
+	w := args.Window(total)
+	if !sel.items || w.Size() == 0 || args.NeedsTotal() {
 		// The counts alone, or the length of the list to count back from:
 		// one call with Limit=1 (the upstream reads Limit=0 as 20).
 		countQ := base
@@ -76,10 +77,10 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 			return nil, err
 		}
 		total = count.TotalCount
-		w = args.window(total)
-		if !items || w.size() == 0 {
+		w = args.Window(total)
+		if !sel.items || w.Size() == 0 {
 			// Page info still describes the window the items would fill.
-			return groupConnection(w, w.size(), nil, count), nil
+			return groupConnection(w, w.Size(), nil, nil, count), nil
 		}
 	}
 	pages, err := loaders.Pages(ctx, chunks(base, w))
@@ -89,37 +90,44 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 	if total < 0 {
 		// The window did not depend on the total; clip it to the list.
 		total = pages[0].TotalCount
-		w = args.window(total)
+		w = args.Window(total)
 	}
 	var groups []*model.ImageGroup
 	for _, p := range pages {
 		groups = append(groups, p.Groups...)
 	}
-	if len(groups) > w.size() {
-		groups = groups[:w.size()]
+	if len(groups) > w.Size() {
+		groups = groups[:w.Size()]
 	}
-	return groupConnection(w, len(groups), groups, pages[0]), nil
+	nodes := groups
+	if sel.fullVersions {
+		nodes = fullGroups(ctx, groups)
+	}
+	return groupConnection(w, len(groups), groups, nodes, pages[0]), nil
 }
 
 // chunks splits window w of base into requests of at most upstream.MaxLimit.
-func chunks(base Query, w window) []Query {
+func chunks(base Query, w model.Window) []Query {
 	var qs []Query
-	for off := w.start; off < w.end; off += upstream.MaxLimit {
+	for off := w.Start; off < w.End; off += upstream.MaxLimit {
 		q := base
-		q.Offset, q.Limit = off, min(upstream.MaxLimit, w.end-off)
+		q.Offset, q.Limit = off, min(upstream.MaxLimit, w.End-off)
 		qs = append(qs, q)
 	}
 	return qs
 }
 
-// groupConnection builds the connection of window w holding groups; n is the
-// number of items the page info describes (the window's size when the
-// selection asked for counts only and groups is nil).
-func groupConnection(w window, n int, groups []*model.ImageGroup, counts *Page) *model.ImageGroupConnection {
+// groupConnection builds the connection of window w: groups as the pages
+// returned them (their versions are each edge's matchedVersions) and nodes,
+// the groups the edges and nodes show (groups, or their full versions when
+// the selection reads them). n is the number of items the page info
+// describes (the window's size when the selection asked for counts only and
+// groups is nil).
+func groupConnection(w model.Window, n int, groups, nodes []*model.ImageGroup, counts *Page) *model.ImageGroupConnection {
 	conn := &model.ImageGroupConnection{
 		Edges:               make([]*model.ImageGroupEdge, len(groups)),
-		Nodes:               groups,
-		PageInfo:            pageInfo(w, n, counts.TotalCount),
+		Nodes:               nodes,
+		PageInfo:            model.NewPageInfo(w, n, counts.TotalCount),
 		TotalCount:          counts.TotalCount,
 		AvailableTotalCount: counts.AvailableTotalCount,
 	}
@@ -128,55 +136,115 @@ func groupConnection(w window, n int, groups []*model.ImageGroup, counts *Page) 
 	}
 	for i, g := range groups {
 		conn.Edges[i] = &model.ImageGroupEdge{
-			Cursor:          encodeCursor(w.start + i),
-			Node:            g,
+			Cursor:          model.EncodeCursor(w.Start + i),
+			Node:            nodes[i],
 			MatchedVersions: g.KnownVersions,
 		}
 	}
 	return conn
 }
 
-// wantsItems reports whether the connection's selection asks for edges or
-// nodes; without them only the counts and page info are needed.
-func wantsItems(ctx context.Context) bool {
-	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
-		if f.Name == "edges" || f.Name == "nodes" {
+// fullGroups returns groups with each incomplete group (one from a
+// version-filtered response, whose versions the upstream may have trimmed)
+// replaced by the same group with every version, fetched through the group
+// loader: one call per distinct group, all concurrent. A group whose fetch
+// fails stays, answering the error for its versions; one the upstream no
+// longer returns by id keeps the versions it came with.
+func fullGroups(ctx context.Context, groups []*model.ImageGroup) []*model.ImageGroup {
+	out := slices.Clone(groups)
+	var missing []int
+	for i, g := range groups {
+		if !g.Complete {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return out
+	}
+	loaders := For(ctx)
+	thunks := make([]func() (*model.ImageGroup, error), len(missing))
+	for j, i := range missing {
+		thunks[j] = loaders.groups.Load(ctx, groups[i].GroupID)
+	}
+	for j, i := range missing {
+		out[i] = completeGroup(groups[i], thunks[j])
+	}
+	return out
+}
+
+// completeGroup waits for load, the full version of g, and returns what
+// should stand for g: the full group, or g carrying the error.
+func completeGroup(g *model.ImageGroup, load func() (*model.ImageGroup, error)) *model.ImageGroup {
+	full, err := load()
+	switch {
+	case err != nil:
+		return g.WithVersionsError(err)
+	case full == nil:
+		return g.AsComplete()
+	default:
+		return full
+	}
+}
+
+// versionGroup resolves ImageVersion.group: the group the version came
+// with, or, when that group may be trimmed and the selection reads its
+// versions, the full group.
+func versionGroup(ctx context.Context, v *model.ImageVersion) (*model.ImageGroup, error) {
+	loaders := For(ctx)
+	if v.Parent == nil {
+		return loaders.Group(ctx, v.GroupID)
+	}
+	if v.Parent.Complete || !readsVersions(graphql.GetOperationContext(ctx), graphql.GetFieldContext(ctx).Field.Selections) {
+		return v.Parent, nil
+	}
+	return completeGroup(v.Parent, loaders.groups.Load(ctx, v.GroupID)), nil
+}
+
+// groupImplementors are the types a selection on an ImageGroup may name in
+// its fragments' type conditions.
+var groupImplementors = []string{"ImageGroup", "Node", "_Entity"}
+
+// readsVersions reports whether a selection on an ImageGroup reads fields
+// that need every version of the group.
+func readsVersions(oc *graphql.OperationContext, sel ast.SelectionSet) bool {
+	for _, f := range graphql.CollectFields(oc, sel, groupImplementors) {
+		if f.Name == "versions" || f.Name == "latestVersion" {
 			return true
 		}
 	}
 	return false
 }
 
-// versionsOf returns every version of g in the API's version order, loading
-// the group when the response that produced g may have trimmed its versions.
-func versionsOf(ctx context.Context, g *model.ImageGroup) ([]*model.ImageVersion, error) {
-	if !g.Complete {
-		full, err := For(ctx).Group(ctx, g.GroupID)
-		if err != nil {
-			return nil, err
-		}
-		if full != nil {
-			g = full
-		}
-	}
-	return model.SortVersions(g.KnownVersions), nil
+// connectionSelection is what an ImageGroupConnection's selection asks for.
+type connectionSelection struct {
+	// items: edges or nodes; without them only counts and page info are
+	// needed.
+	items bool
+	// fullVersions: the groups' versions or latestVersion, under edges.node
+	// or nodes.
+	fullVersions bool
 }
 
-// groupVersions resolves ImageGroup.versions.
-func (r *Resolver) groupVersions(ctx context.Context, g *model.ImageGroup, first *int, after *string,
-	last *int, before *string, status []model.ImageVersionStatus) (*model.ImageVersionConnection, error) {
-	args, err := parsePageArgs(first, after, last, before, r.MaxPageSize)
-	if err != nil {
-		return nil, err
+// groupConnectionSelection reads the selection of the imageGroups field
+// being resolved, fragments and @skip/@include applied.
+func groupConnectionSelection(ctx context.Context) connectionSelection {
+	var s connectionSelection
+	oc := graphql.GetOperationContext(ctx)
+	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
+		switch f.Name {
+		case "nodes":
+			s.items = true
+			s.fullVersions = s.fullVersions || readsVersions(oc, f.Selections)
+		case "edges":
+			s.items = true
+			for _, e := range graphql.CollectFields(oc, f.Selections, []string{"ImageGroupEdge"}) {
+				if e.Name == "node" {
+					s.fullVersions = s.fullVersions || readsVersions(oc, e.Selections)
+				}
+			}
+		}
 	}
-	all, err := versionsOf(ctx, g)
-	if err != nil {
-		return nil, err
-	}
-	if status != nil {
-		all = slices.DeleteFunc(all, func(v *model.ImageVersion) bool { return !slices.Contains(status, v.Status) })
-	}
-	return versionConnection(all, args), nil
+	return s
 }
 
 // node resolves one global ID; nil when it names nothing.

@@ -107,6 +107,9 @@ type LoaderOptions struct {
 	Wait time.Duration
 	// Log receives mapping warnings.
 	Log *slog.Logger
+	// MaxPageSize bounds the first and last of a group's versions
+	// (model.DefaultMaxPageSize if 0).
+	MaxPageSize int
 }
 
 // NewLoaders returns a fresh set of loaders over svc, for one request.
@@ -115,7 +118,7 @@ func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 	if wait <= 0 {
 		wait = DefaultBatchWait
 	}
-	l := &Loaders{svc: svc, mapper: model.Mapper{Log: opt.Log}}
+	l := &Loaders{svc: svc, mapper: model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize}}
 	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[Query, *Page](wait))
 	l.groups = dataloader.NewBatchedLoader(l.loadGroups, dataloader.WithWait[string, *model.ImageGroup](wait))
 	l.versions = dataloader.NewBatchedLoader(l.loadVersions, dataloader.WithWait[string, *model.ImageVersion](wait))

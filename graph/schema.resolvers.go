@@ -11,26 +11,9 @@ import (
 	"github.com/compshare/imagegraph/graph/model"
 )
 
-// Versions is the resolver for the versions field.
-func (r *imageGroupResolver) Versions(ctx context.Context, obj *model.ImageGroup, first *int, after *string, last *int, before *string, status []model.ImageVersionStatus) (*model.ImageVersionConnection, error) {
-	return r.groupVersions(ctx, obj, first, after, last, before, status)
-}
-
-// LatestVersion is the resolver for the latestVersion field.
-func (r *imageGroupResolver) LatestVersion(ctx context.Context, obj *model.ImageGroup) (*model.ImageVersion, error) {
-	all, err := versionsOf(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	return model.LatestAvailable(all), nil
-}
-
 // Group is the resolver for the group field.
 func (r *imageVersionResolver) Group(ctx context.Context, obj *model.ImageVersion) (*model.ImageGroup, error) {
-	if obj.Parent != nil {
-		return obj.Parent, nil
-	}
-	return For(ctx).Group(ctx, obj.GroupID)
+	return versionGroup(ctx, obj)
 }
 
 // Node is the resolver for the node field.
@@ -58,9 +41,6 @@ func (r *queryResolver) ImageVersion(ctx context.Context, imageID string) (*mode
 	return For(ctx).Version(ctx, imageID)
 }
 
-// ImageGroup returns ImageGroupResolver implementation.
-func (r *Resolver) ImageGroup() ImageGroupResolver { return &imageGroupResolver{r} }
-
 // ImageVersion returns ImageVersionResolver implementation.
 func (r *Resolver) ImageVersion() ImageVersionResolver { return &imageVersionResolver{r} }
 
@@ -68,7 +48,21 @@ func (r *Resolver) ImageVersion() ImageVersionResolver { return &imageVersionRes
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
 type (
+	imageVersionResolver struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+)
+
+// !!! WARNING !!!
+// The code below was going to be deleted when updating resolvers. It has been copied here so you have
+// one last chance to move it out of harms way if you want. There are two reasons this happens:
+//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
+//    it when you're done.
+//  - You have helper methods in this file. Move them out to keep these resolver files clean.
+/*
+	func (r *Resolver) ImageGroup() ImageGroupResolver { return &imageGroupResolver{r} }
+type (
 	imageGroupResolver   struct{ *Resolver }
 	imageVersionResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
 )
+*/

@@ -14,6 +14,9 @@ import (
 type Mapper struct {
 	// Log receives the warnings; nil discards them.
 	Log *slog.Logger
+	// MaxPageSize bounds the first and last of each group's versions
+	// (DefaultMaxPageSize if 0).
+	MaxPageSize int
 }
 
 // Groups maps the groups of one response. complete says whether the request
@@ -27,7 +30,8 @@ func (m Mapper) Groups(resp *upstream.DescribeCommunityImagesResponse, complete 
 }
 
 // Group maps one group and its versions. KnownVersions keeps the upstream's
-// order; use SortVersions for the API's version order.
+// order; a complete group also keeps them in the API's version order for
+// versions and latestVersion.
 func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 	group := &ImageGroup{
 		ID:             GlobalID(TypeImageGroup, g.GroupId),
@@ -41,6 +45,7 @@ func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 		IsFavorite:     g.IsFavorite,
 		Status:         m.groupStatus(g),
 		Complete:       complete,
+		maxPage:        m.MaxPageSize,
 	}
 	group.KnownVersions = make([]*ImageVersion, len(g.Data))
 	for i := range g.Data {
@@ -48,6 +53,9 @@ func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 		v.GroupID = g.GroupId
 		v.Parent = group
 		group.KnownVersions[i] = v
+	}
+	if complete {
+		group.sorted = SortVersions(group.KnownVersions)
 	}
 	return group
 }

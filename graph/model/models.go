@@ -4,14 +4,21 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 )
 
-// ImageGroup is one version group. Its scalar fields bind directly, so gqlgen
-// reads them without a resolver.
+// ImageGroup is one version group. Every field binds to a struct field or a
+// method without a context, so gqlgen reads them inline: no resolver, no
+// goroutine. That holds for versions and latestVersion too, because a group
+// handed to gqlgen whose selection reads them already holds every version
+// (Complete), or the error fetching them: the resolvers that produce groups
+// from a version-filtered response fetch the full groups first when the
+// selection needs them.
 type ImageGroup struct {
 	ID             string
 	GroupID        string
@@ -30,6 +37,84 @@ type ImageGroup struct {
 	// Complete reports whether KnownVersions is every version of the group:
 	// true only when the producing request had no version-level filter.
 	Complete bool
+
+	// sorted is KnownVersions in the API's version order, set by the Mapper
+	// for a complete group (computed on demand for one built otherwise).
+	sorted []*ImageVersion
+	// versionsErr is why every version could not be fetched.
+	versionsErr error
+	// maxPage bounds versions' first and last (DefaultMaxPageSize if 0).
+	maxPage int
+}
+
+// ErrVersionsNotLoaded is what versions and latestVersion answer for a group
+// that does not hold every version: a resolver handed it to a selection that
+// reads them without fetching the full group first. It is a bug, so clients
+// see it as an internal error, never as a short list.
+var ErrVersionsNotLoaded = errors.New("model: versions of an incomplete group were read without fetching the full group")
+
+// Versions is ImageGroup.versions: every version in the API's version order,
+// filtered by status and paged.
+func (g *ImageGroup) Versions(first *int, after *string, last *int, before *string, status []ImageVersionStatus) (*ImageVersionConnection, error) {
+	maxPage := g.maxPage
+	if maxPage <= 0 {
+		maxPage = DefaultMaxPageSize
+	}
+	args, err := ParsePageArgs(first, after, last, before, maxPage)
+	if err != nil {
+		return nil, err
+	}
+	all, err := g.allVersions()
+	if err != nil {
+		return nil, err
+	}
+	if status != nil {
+		all = slices.DeleteFunc(slices.Clone(all), func(v *ImageVersion) bool { return !slices.Contains(status, v.Status) })
+	}
+	return newVersionConnection(all, args), nil
+}
+
+// LatestVersion is ImageGroup.latestVersion: the newest AVAILABLE version by
+// publishedAt, or nil.
+func (g *ImageGroup) LatestVersion() (*ImageVersion, error) {
+	all, err := g.allVersions()
+	if err != nil {
+		return nil, err
+	}
+	return LatestAvailable(all), nil
+}
+
+// allVersions returns every version in the API's version order.
+func (g *ImageGroup) allVersions() ([]*ImageVersion, error) {
+	switch {
+	case g.versionsErr != nil:
+		return nil, g.versionsErr
+	case !g.Complete:
+		return nil, ErrVersionsNotLoaded
+	case g.sorted != nil || len(g.KnownVersions) == 0:
+		return g.sorted, nil
+	default:
+		return SortVersions(g.KnownVersions), nil
+	}
+}
+
+// WithVersionsError returns a copy of g whose versions and latestVersion
+// answer err: the group's other fields stay when fetching its full version
+// list failed. g itself is not changed, since other parts of a response may
+// share it.
+func (g *ImageGroup) WithVersionsError(err error) *ImageGroup {
+	cp := *g
+	cp.versionsErr = err
+	return &cp
+}
+
+// AsComplete returns a copy of g that takes KnownVersions for every version:
+// the best answer for a group the upstream no longer returns by its id.
+func (g *ImageGroup) AsComplete() *ImageGroup {
+	cp := *g
+	cp.Complete = true
+	cp.sorted = SortVersions(g.KnownVersions)
+	return &cp
 }
 
 // IsNode marks ImageGroup as a Node.

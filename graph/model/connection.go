@@ -1,0 +1,163 @@
+package model
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// InputError is an argument the API refuses, before any upstream call.
+// Clients see it with extensions.code BAD_USER_INPUT.
+type InputError struct{ Message string }
+
+func (e *InputError) Error() string { return e.Message }
+
+// InputErrorf returns an *InputError with a formatted message.
+func InputErrorf(format string, args ...any) error {
+	return &InputError{Message: fmt.Sprintf(format, args...)}
+}
+
+// cursorPrefix is what a cursor holds before its position. Cursors encode
+// the position only, so a cursor of one connection is a position in any.
+const cursorPrefix = "pos:"
+
+// EncodeCursor returns the opaque cursor of position pos (zero-based).
+func EncodeCursor(pos int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.Itoa(pos)))
+}
+
+// decodeCursor returns the position a cursor holds; arg names the argument
+// it came in, for the error.
+func decodeCursor(arg, c string) (int, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
+			if pos, err := strconv.Atoi(s); err == nil && pos >= 0 && strconv.Itoa(pos) == s {
+				return pos, nil
+			}
+		}
+	}
+	return 0, InputErrorf("%s: %q is not a cursor of this connection", arg, c)
+}
+
+// PageArgs are a connection's validated first/after/last/before.
+type PageArgs struct {
+	first, last   *int
+	after, before *int
+}
+
+// DefaultFirst is the page size when neither first nor last is given.
+const DefaultFirst = 20
+
+// DefaultMaxPageSize bounds first and last when nothing else is configured.
+const DefaultMaxPageSize = 500
+
+// ParsePageArgs validates the Relay arguments: first and last between 0 and
+// maxPage, cursors that decode. Neither first nor last means first: 20.
+func ParsePageArgs(first *int, after *string, last *int, before *string, maxPage int) (PageArgs, error) {
+	var p PageArgs
+	for _, a := range []struct {
+		name string
+		v    *int
+		dst  **int
+	}{{"first", first, &p.first}, {"last", last, &p.last}} {
+		if a.v == nil {
+			continue
+		}
+		if *a.v < 0 || *a.v > maxPage {
+			return p, InputErrorf("%s must be between 0 and %d, got %d", a.name, maxPage, *a.v)
+		}
+		*a.dst = a.v
+	}
+	for _, c := range []struct {
+		name string
+		v    *string
+		dst  **int
+	}{{"after", after, &p.after}, {"before", before, &p.before}} {
+		if c.v == nil {
+			continue
+		}
+		pos, err := decodeCursor(c.name, *c.v)
+		if err != nil {
+			return p, err
+		}
+		*c.dst = &pos
+	}
+	if p.first == nil && p.last == nil {
+		n := DefaultFirst
+		p.first = &n
+	}
+	return p, nil
+}
+
+// Window is a slice [Start, End) of a list.
+type Window struct{ Start, End int }
+
+// Size is the number of positions in w.
+func (w Window) Size() int { return w.End - w.Start }
+
+// NeedsTotal reports whether the window depends on the length of the list
+// beyond clipping its end: `last` counts back from an end that is the
+// list's end, or that may lie past it.
+func (p PageArgs) NeedsTotal() bool { return p.last != nil }
+
+// Window applies Relay's pagination algorithm to a list of total items:
+// slice by after and before, then by first, then by last. total < 0 means
+// unknown, for arguments whose window does not depend on it.
+func (p PageArgs) Window(total int) Window {
+	const unbounded = int(^uint(0) >> 1)
+	w := Window{Start: 0, End: unbounded}
+	if total >= 0 {
+		w.End = total
+	}
+	if p.after != nil && *p.after+1 > w.Start {
+		w.Start = *p.after + 1
+	}
+	if p.before != nil && *p.before < w.End {
+		w.End = *p.before
+	}
+	if w.Start > w.End {
+		w.Start = w.End
+	}
+	if p.first != nil && w.Start+*p.first < w.End {
+		w.End = w.Start + *p.first
+	}
+	if p.last != nil && w.End-*p.last > w.Start {
+		w.Start = w.End - *p.last
+	}
+	if total >= 0 && w.Start > total {
+		w.Start, w.End = total, total
+	}
+	return w
+}
+
+// NewPageInfo returns the exact PageInfo of window w over total items, with
+// n items actually in the window.
+func NewPageInfo(w Window, n, total int) *PageInfo {
+	pi := &PageInfo{
+		HasPreviousPage: w.Start > 0 && total > 0,
+		HasNextPage:     w.Start+n < total,
+	}
+	if n > 0 {
+		s, e := EncodeCursor(w.Start), EncodeCursor(w.Start+n-1)
+		pi.StartCursor, pi.EndCursor = &s, &e
+	}
+	return pi
+}
+
+// newVersionConnection pages an in-memory, ordered list of versions.
+func newVersionConnection(all []*ImageVersion, p PageArgs) *ImageVersionConnection {
+	w := p.Window(len(all))
+	items := all[w.Start:w.End]
+	conn := &ImageVersionConnection{
+		Edges:      make([]*ImageVersionEdge, len(items)),
+		Nodes:      items,
+		PageInfo:   NewPageInfo(w, len(items), len(all)),
+		TotalCount: len(all),
+	}
+	for i, v := range items {
+		conn.Edges[i] = &ImageVersionEdge{Cursor: EncodeCursor(w.Start + i), Node: v}
+	}
+	return conn
+}
