@@ -6083,7 +6083,7 @@ func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast
 }
 
 func (ec *executionContext) marshalNImageGroup2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImageGroup) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageGroupImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImageGroup2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroup(ctx, sel, v[i])
@@ -6107,7 +6107,7 @@ func (ec *executionContext) marshalNImageGroup2ᚖgithubᚗcomᚋcompshareᚋima
 }
 
 func (ec *executionContext) marshalNImageGroupEdge2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImageGroupEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageGroupEdgeImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImageGroupEdge2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupEdge(ctx, sel, v[i])
@@ -6170,7 +6170,7 @@ func (ec *executionContext) marshalNImageOrderField2githubᚗcomᚋcompshareᚋi
 }
 
 func (ec *executionContext) marshalNImageVersion2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImageVersion) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageVersionImplementors, []string{"group"}, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImageVersion2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersion(ctx, sel, v[i])
@@ -6194,7 +6194,7 @@ func (ec *executionContext) marshalNImageVersion2ᚖgithubᚗcomᚋcompshareᚋi
 }
 
 func (ec *executionContext) marshalNImageVersionEdge2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImageVersionEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageVersionEdgeImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImageVersionEdge2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersionEdge(ctx, sel, v[i])
@@ -6289,7 +6289,7 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋcompshareᚋimage
 }
 
 func (ec *executionContext) marshalNSoftwarePort2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐSoftwarePortᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.SoftwarePort) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, softwarePortImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSoftwarePort2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐSoftwarePort(ctx, sel, v[i])
@@ -6421,7 +6421,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __DirectiveImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
@@ -6493,7 +6493,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __InputValueImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -6521,7 +6521,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __TypeImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
@@ -6780,7 +6780,7 @@ func (ec *executionContext) marshalOImageGroup2ᚕᚖgithubᚗcomᚋcompshareᚋ
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageGroupImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOImageGroup2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroup(ctx, sel, v[i])
@@ -6815,7 +6815,7 @@ func (ec *executionContext) marshalOImageVersion2ᚕᚖgithubᚗcomᚋcompshare�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, imageVersionImplementors, []string{"group"}, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOImageVersion2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersion(ctx, sel, v[i])
@@ -6975,7 +6975,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __EnumValueImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
@@ -6994,7 +6994,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __FieldImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
@@ -7013,7 +7013,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __InputValueImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -7032,7 +7032,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalList(ctx, sel, __TypeImplementors, nil, len(v), func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])

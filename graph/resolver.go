@@ -4,7 +4,7 @@
 // interface and the upstream's types, never on HTTP details of the upstream.
 package graph
 
-//go:generate go run github.com/99designs/gqlgen generate
+//go:generate go run ./internal/gen
 
 // Resolver is the root resolver and the one place the API's dependencies
 // live. Per-request state (the loaders) comes from the context, via For.

@@ -1,0 +1,174 @@
+// Command gen generates the GraphQL executor: gqlgen's generate, as `go run
+// github.com/99designs/gqlgen generate` does it, followed by one rewrite of
+// its output (graph/generated.go).
+//
+// gqlgen marshals every list of objects with graphql.MarshalSliceConcurrently,
+// a goroutine per element, whatever the element's fields do. For an object
+// whose selected fields are all plain reads, that goroutine buys nothing and
+// costs a spawn, a stack grown by copying, and a scheduling hop: for the
+// reference operation (20 groups with their versions) about half of the
+// executor's wall time. The rewrite makes each list of objects call
+// graph.marshalList instead, with the names of the element type's fields
+// that gqlgen runs concurrently (resolvers and methods taking a context):
+// marshalList marshals the elements in order, in the calling goroutine,
+// unless the list's selection asks for one of those fields, and then hands
+// the list to MarshalSliceConcurrently as before. Lists of interfaces and
+// unions are left as they are.
+//
+// The rewrite is strict: if gqlgen's output no longer has the shape it
+// expects, gen fails rather than leave a list half rewritten.
+//
+//	go run ./internal/gen   (from graph/, as go:generate does)
+package main
+
+import (
+	"errors"
+	"fmt"
+	"go/format"
+	"io/fs"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/99designs/gqlgen/api"
+	"github.com/99designs/gqlgen/codegen"
+	"github.com/99designs/gqlgen/codegen/config"
+	"github.com/99designs/gqlgen/plugin"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, err := config.LoadConfigFromDefaultLocations()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no gqlgen.yml here or above: %w", err)
+		}
+		return err
+	}
+	lists := &listCollector{}
+	if err := api.Generate(cfg, api.AddPlugin(lists)); err != nil {
+		return err
+	}
+	src, err := os.ReadFile(cfg.Exec.Filename)
+	if err != nil {
+		return err
+	}
+	out, err := rewriteLists(src, lists.lists)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.Exec.Filename, err)
+	}
+	return os.WriteFile(cfg.Exec.Filename, out, 0o644)
+}
+
+// objectList is one generated marshal function of a list of objects.
+type objectList struct {
+	// marshalFunc is the generated function's name.
+	marshalFunc string
+	// implementors names the generated variable of the element type's
+	// implementors, which CollectFields takes.
+	implementors string
+	// concurrent are the element type's fields gqlgen resolves
+	// concurrently, sorted.
+	concurrent []string
+}
+
+// listCollector is a gqlgen plugin that reads, from the data gqlgen renders
+// the executor from, every list of objects and its element's concurrent
+// fields.
+type listCollector struct{ lists []objectList }
+
+var _ plugin.CodeGenerator = (*listCollector)(nil)
+
+func (*listCollector) Name() string { return "lists" }
+
+func (c *listCollector) GenerateCode(data *codegen.Data) error {
+	objects := map[string]*codegen.Object{}
+	for _, o := range data.Objects {
+		objects[o.Name] = o
+	}
+	seen := map[string]bool{}
+	for _, ref := range data.ReferencedTypes {
+		if !ref.IsSlice() || ref.Definition == nil || ref.Definition.Kind != ast.Object || ref.GQL.Elem == nil {
+			continue
+		}
+		obj, ok := objects[ref.Definition.Name]
+		if !ok {
+			continue
+		}
+		name := ref.MarshalFunc()
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		l := objectList{marshalFunc: name, implementors: lcFirst(obj.Name) + "Implementors"}
+		for _, f := range obj.Fields {
+			if f.IsConcurrent() {
+				l.concurrent = append(l.concurrent, f.Name)
+			}
+		}
+		sort.Strings(l.concurrent)
+		c.lists = append(c.lists, l)
+	}
+	sort.Slice(c.lists, func(i, j int) bool { return c.lists[i].marshalFunc < c.lists[j].marshalFunc })
+	return nil
+}
+
+// concurrentCall is how gqlgen's list template starts the call this rewrite
+// replaces (no worker limit, panic handler on: gqlgen.yml's settings).
+const concurrentCall = "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {"
+
+// rewriteLists replaces, in each list's marshal function of src, the
+// concurrent call with marshalList, and formats the result.
+func rewriteLists(src []byte, lists []objectList) ([]byte, error) {
+	s := string(src)
+	for _, l := range lists {
+		head := "func (ec *executionContext) " + l.marshalFunc + "("
+		start := strings.Index(s, head)
+		if start < 0 {
+			return nil, fmt.Errorf("no function %s", l.marshalFunc)
+		}
+		end := strings.Index(s[start:], "\n}\n")
+		if end < 0 {
+			return nil, fmt.Errorf("function %s does not end", l.marshalFunc)
+		}
+		end += start
+		body := s[start:end]
+		if strings.Count(body, concurrentCall) != 1 {
+			return nil, fmt.Errorf("%s: expected one %q; gqlgen's list template changed", l.marshalFunc, concurrentCall)
+		}
+		if !strings.Contains(s, "var "+l.implementors+" = ") {
+			return nil, fmt.Errorf("no variable %s", l.implementors)
+		}
+		fields := "nil"
+		if len(l.concurrent) > 0 {
+			quoted := slices.Clone(l.concurrent)
+			for i, f := range quoted {
+				quoted[i] = strconv.Quote(f)
+			}
+			fields = "[]string{" + strings.Join(quoted, ", ") + "}"
+		}
+		call := fmt.Sprintf("marshalList(ctx, sel, %s, %s, len(v), func(ctx context.Context, i int) graphql.Marshaler {", l.implementors, fields)
+		s = s[:start] + strings.Replace(body, concurrentCall, call, 1) + s[end:]
+	}
+	out, err := format.Source([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("formatting the rewritten code: %w", err)
+	}
+	return out, nil
+}
+
+func lcFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}

@@ -1,0 +1,57 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// marshalList marshals a list of n objects for the generated executor (see
+// graph/internal/gen, which rewrites gqlgen's lists to call it). When the
+// list's selection sel asks for none of the element type's concurrent
+// fields, every element is a plain read: they are marshalled in order in
+// this goroutine, each under its own field context and with its own panic
+// recovery, exactly as graphql.MarshalSliceConcurrently does in a goroutine
+// each. Otherwise the list goes to MarshalSliceConcurrently, so that
+// elements that load resolve in parallel.
+func marshalList(ctx context.Context, sel ast.SelectionSet, implementors, concurrent []string, n int,
+	marshal func(ctx context.Context, i int) graphql.Marshaler) graphql.Array {
+	if n > 1 && len(concurrent) > 0 && selectsAny(graphql.GetOperationContext(ctx), sel, implementors, concurrent) {
+		return graphql.MarshalSliceConcurrently(ctx, n, 0, false, marshal)
+	}
+	ret := make(graphql.Array, n)
+	fcs := make([]graphql.FieldContext, n)
+	idx := make([]int, n)
+	for i := range n {
+		idx[i] = i
+		fcs[i].Index = &idx[i]
+		ret[i] = marshalElement(graphql.WithFieldContext(ctx, &fcs[i]), i, marshal)
+	}
+	return ret
+}
+
+// marshalElement marshals element i, turning a panic into a null element
+// and an error at its path, as MarshalSliceConcurrently does.
+func marshalElement(ctx context.Context, i int, marshal func(ctx context.Context, i int) graphql.Marshaler) (ret graphql.Marshaler) {
+	defer func() {
+		if r := recover(); r != nil {
+			graphql.AddError(ctx, graphql.Recover(ctx, r))
+			ret = graphql.Null
+		}
+	}()
+	return marshal(ctx, i)
+}
+
+// selectsAny reports whether sel, collected for an object of the given
+// implementors (fragments and @skip/@include applied), holds one of fields.
+func selectsAny(oc *graphql.OperationContext, sel ast.SelectionSet, implementors, fields []string) bool {
+	for _, f := range graphql.CollectFields(oc, sel, implementors) {
+		for _, name := range fields {
+			if f.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,97 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2/ast"
+)
+
+// listCtx is an execution context for marshalList: an operation, a response
+// to gather errors in, and a list field at path "list".
+func listCtx() context.Context {
+	rec := func(_ context.Context, p any) error { return fmt.Errorf("recovered: %v", p) }
+	ctx := graphql.WithResponseContext(context.Background(), graphql.DefaultErrorPresenter, rec)
+	ctx = graphql.WithOperationContext(ctx, &graphql.OperationContext{RecoverFunc: rec})
+	return graphql.WithFieldContext(ctx, &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Name: "list", Alias: "list"}}})
+}
+
+func selection(names ...string) ast.SelectionSet {
+	var sel ast.SelectionSet
+	for _, n := range names {
+		sel = append(sel, &ast.Field{Name: n, Alias: n})
+	}
+	return sel
+}
+
+// goroutineID is the calling goroutine's number, from its stack header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	return string(bytes.Fields(buf)[1])
+}
+
+// TestMarshalListInline: with none of the concurrent fields selected, the
+// elements are marshalled in order on the calling goroutine, each at its own
+// path.
+func TestMarshalListInline(t *testing.T) {
+	ctx := listCtx()
+	caller := goroutineID()
+	var order []int
+	ret := marshalList(ctx, selection("name"), []string{"T"}, []string{"group"}, 4, func(ctx context.Context, i int) graphql.Marshaler {
+		assert.Equal(t, caller, goroutineID(), "element %d ran on another goroutine", i)
+		assert.Equal(t, fmt.Sprintf("list[%d]", i), graphql.GetPath(ctx).String())
+		order = append(order, i)
+		return graphql.MarshalInt(i)
+	})
+	require.Len(t, ret, 4)
+	assert.Equal(t, []int{0, 1, 2, 3}, order)
+}
+
+// TestMarshalListConcurrent: a selected concurrent field sends the list to
+// one goroutine per element, as gqlgen does: every element runs at once.
+func TestMarshalListConcurrent(t *testing.T) {
+	ctx := listCtx()
+	const n = 4
+	var arrived sync.WaitGroup
+	arrived.Add(n)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+	ret := marshalList(ctx, selection("name", "group"), []string{"T"}, []string{"group"}, n, func(ctx context.Context, i int) graphql.Marshaler {
+		arrived.Done()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+			t.Errorf("element %d waited for the others: not concurrent", i)
+		}
+		return graphql.MarshalInt(i)
+	})
+	require.Len(t, ret, n)
+}
+
+// TestMarshalListPanic: a panicking element is null with an error at its
+// path; its neighbours stay.
+func TestMarshalListPanic(t *testing.T) {
+	ctx := listCtx()
+	ret := marshalList(ctx, selection("name"), []string{"T"}, nil, 3, func(ctx context.Context, i int) graphql.Marshaler {
+		if i == 1 {
+			panic("boom")
+		}
+		return graphql.MarshalInt(i)
+	})
+	require.Len(t, ret, 3)
+	assert.True(t, ret[1] == graphql.Null, "the panicking element is null")
+	assert.True(t, ret[0] != graphql.Null && ret[2] != graphql.Null, "its neighbours stay")
+	errs := graphql.GetErrors(ctx)
+	require.Len(t, errs, 1)
+	assert.Equal(t, "list[1]", errs[0].Path.String())
+	assert.Contains(t, errs[0].Message, "boom")
+}
