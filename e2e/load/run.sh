@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
-# Latency of the reference operation under a bounded loopback load.
+# Latency of the reference operation under a bounded loopback load, next to
+# the upstream's own latency measured the same way.
 #
-# Starts bin/imagegraph in sandbox mode on a free loopback port, warms it up,
-# and runs wrk at 32 connections for a fixed time against /query with
-# e2e/load/reference.lua, twice:
+# Starts the standalone sandbox upstream (bin/sandbox, built from
+# upstream/sandbox/cmd/sandbox) on a free loopback port with -latency
+# UPSTREAM_LATENCY_MS, and runs wrk at 32 connections for a fixed time, each
+# time after a warm-up, twice against that same sandbox process:
 #
-#   1. with SANDBOX_LATENCY=20ms: the facade's median against the upstream's
-#      own latency (the configured 20 ms);
-#   2. with SANDBOX_LATENCY=0: the facade's own cost at that concurrency
-#      (set OVERHEAD_RUN=0 to skip it).
+#   1. the upstream's own: e2e/load/upstream.lua replays the upstream call
+#      behind the reference operation (DescribeCommunityImages, Offset=0,
+#      Limit=20, signed; what `sandbox -print-request` prints) straight to
+#      the sandbox, at the URL the client posts to;
+#   2. the facade: bin/imagegraph, pointed at the sandbox with
+#      COMPSHARE_BASE_URL and a key pair drawn at random for the run (given
+#      to the sandbox as SANDBOX_PUBLIC_KEY/SANDBOX_PRIVATE_KEY, so the
+#      facade signs for real), under e2e/load/reference.lua at /query.
+#
+# The budget is the facade's median within 2 ms of the upstream's own; the
+# report gives both medians and the difference. Then the same again against a
+# sandbox without latency: the facade's own cost at that concurrency (set
+# OVERHEAD_RUN=0 to skip it).
 #
 # The upstream limits are lifted (COMPSHARE_MAX_INFLIGHT=64, COMPSHARE_QPS and
 # COMPSHARE_BURST=100000): with the defaults (8 in flight, 20/s) the run would
 # measure the limiter's queue, not the facade.
 #
 # Each run reports the median, p90 and p99 latency and requests/s (from the
-# same histogram as wrk's --latency table), the CPU the server, wrk and other
-# processes used, the server's CPU per request, and the sandbox's upstream
-# call count (GET /sandbox/stats, where the binary has it).
+# same histogram as wrk's --latency table) and the CPU the sandbox, the
+# server, wrk and other processes used. The server's CPU per request is the
+# facade's alone: the sandbox is another process, reported apart. The facade
+# run also reports its upstream calls (the sandbox's GET /stats).
 #
 # It is a measurement, not a check: it exits non-zero only when the run is
-# broken (wrk missing, the server does not start or dies, wrk fails, a socket
-# error, a non-200 answer or an "errors" entry in a body), never on a latency.
+# broken (wrk missing, the sandbox or the server does not start or dies, wrk
+# fails, a socket error, a non-200 answer, an "errors" entry in a facade body,
+# an upstream body without "RetCode":0, a facade run without upstream calls),
+# never on a latency.
 #
 # Needs wrk (Debian: apt-get install -y wrk). Run from anywhere:
 #
 #   bash e2e/load/run.sh
 #
 # Settings (environment): IMAGEGRAPH_BIN (default: go build -o bin/imagegraph),
+# SANDBOX_BIN (default: go build -o bin/sandbox ./upstream/sandbox/cmd/sandbox),
 # CONNECTIONS (32), THREADS (2), DURATION (15s), WARMUP (3s),
 # UPSTREAM_LATENCY_MS (20), OVERHEAD_RUN (1), COMPSHARE_MAX_INFLIGHT (64),
 # COMPSHARE_QPS (100000), COMPSHARE_BURST (100000), LOAD_OUT (e2e/load/artifacts).
@@ -47,39 +62,64 @@ MAX_INFLIGHT=${COMPSHARE_MAX_INFLIGHT:-64}
 QPS=${COMPSHARE_QPS:-100000}
 BURST=${COMPSHARE_BURST:-100000}
 OUT=${LOAD_OUT:-$root/e2e/load/artifacts}
-SCRIPT=$here/reference.lua
+FACADE_SCRIPT=$here/reference.lua
+UPSTREAM_SCRIPT=$here/upstream.lua
+# The path the client posts to under its base URL.
+UPSTREAM_PATH='/?Action=DescribeCommunityImages'
 
 die() { echo "load: $*" >&2; exit 1; }
 
 command -v wrk >/dev/null 2>&1 || die "wrk not found; install it with: apt-get install -y wrk"
 mkdir -p "$OUT"
 
-if [[ -n ${IMAGEGRAPH_BIN:-} ]]; then
-  bin=$IMAGEGRAPH_BIN
-  [[ -x $bin ]] || die "IMAGEGRAPH_BIN=$bin is not an executable"
-else
-  bin=$root/bin/imagegraph
-  echo "load: building $bin"
-  "${GO:-go}" build -o "$bin" . || die "go build failed"
-fi
+# binary VAR DEFAULT PACKAGE: the executable $VAR names, or DEFAULT freshly
+# built from PACKAGE.
+binary() {
+  local var=$1 path=$2 pkg=$3
+  if [[ -n ${!var:-} ]]; then
+    [[ -x ${!var} ]] || die "$var=${!var} is not an executable"
+    printf '%s' "${!var}"
+    return
+  fi
+  echo "load: building $path" >&2
+  "${GO:-go}" build -o "$path" "$pkg" >&2 || die "go build $pkg failed"
+  printf '%s' "$path"
+}
+bin=$(binary IMAGEGRAPH_BIN "$root/bin/imagegraph" .)
+sandbox_bin=$(binary SANDBOX_BIN "$root/bin/sandbox" ./upstream/sandbox/cmd/sandbox)
+
+# A key pair for this run only, given to the sandbox and to the facade; never
+# printed.
+rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+sb_public_key=load-$(rand_hex 8)
+sb_private_key=$(rand_hex 20)
+
+# The signed upstream request upstream.lua replays.
+export UPSTREAM_REQUEST_FILE=$OUT/upstream-request.form
+SANDBOX_PUBLIC_KEY=$sb_public_key SANDBOX_PRIVATE_KEY=$sb_private_key \
+  "$sandbox_bin" -print-request >"$UPSTREAM_REQUEST_FILE" || die "$sandbox_bin -print-request failed"
 
 server_pid=""
 server_log=""
 port=""
+sandbox_pid=""
+sandbox_log=""
+sandbox_port=""
 
-stop_server() {
-  if [[ -n $server_pid ]]; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-  fi
+# stop_pid PID: SIGTERM, up to 5 s to exit, then SIGKILL.
+stop_pid() {
+  [[ -n $1 ]] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
-trap stop_server EXIT
+stop_server() { stop_pid "$server_pid"; server_pid=""; }
+stop_sandbox() { stop_pid "$sandbox_pid"; sandbox_pid=""; }
+trap 'stop_server; stop_sandbox' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -88,12 +128,12 @@ port_free() {
   ! { (exec 3<>"/dev/tcp/127.0.0.1/$1"); } 2>/dev/null
 }
 
-# http METHOD PATH: the body of a 2xx answer from the server on $port, or
+# http PORT METHOD PATH: the body of a 2xx answer from 127.0.0.1:PORT, or
 # failure (bash's /dev/tcp, so that nothing beyond wrk is needed).
 http() {
   local line body ok=1
-  { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n' "$1" "$2" >&3
+  { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n' "$2" "$3" >&3
   IFS= read -r -t 2 line <&3 || { exec 3<&-; return 1; }
   [[ $line =~ ^HTTP/1\.[01]\ 2[0-9][0-9] ]] && ok=0
   body=$(timeout 2 cat <&3 | sed '1,/^\r\{0,1\}$/d' || true)
@@ -102,27 +142,58 @@ http() {
   return $ok
 }
 
-# upstream_calls: the sandbox's call count, from GET /sandbox/stats; empty
-# when the binary has no such endpoint.
+# upstream_calls: the sandbox's call count, from its GET /stats.
 upstream_calls() {
   local st
-  st=$(http GET /sandbox/stats 2>/dev/null) || return 0
-  [[ $st =~ \"calls\":([0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"
-  return 0
+  st=$(http "$sandbox_port" GET /stats) || die "the sandbox did not answer GET /stats"
+  [[ $st =~ \"calls\":([0-9]+) ]] || die "the sandbox's GET /stats holds no call count: $st"
+  printf '%s' "${BASH_REMATCH[1]}"
 }
 
-# start_server LATENCY_MS: the server in sandbox mode, ready, on $port.
+# start_sandbox LATENCY_MS: the standalone sandbox, ready, on $sandbox_port.
+# It listens on a port the kernel picks and names it in its first line.
+start_sandbox() {
+  local latency_ms=$1 addr=""
+  sandbox_log=$OUT/sandbox-${latency_ms}ms.log
+  SANDBOX_PUBLIC_KEY=$sb_public_key SANDBOX_PRIVATE_KEY=$sb_private_key \
+    "$sandbox_bin" -addr 127.0.0.1:0 -latency "${latency_ms}ms" >"$sandbox_log" 2>&1 &
+  sandbox_pid=$!
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$sandbox_pid" 2>/dev/null; then
+      wait "$sandbox_pid" 2>/dev/null || true
+      sandbox_pid=""
+      cat "$sandbox_log" >&2
+      die "the sandbox exited before answering GET /stats"
+    fi
+    if [[ -z $addr ]]; then
+      addr=$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$sandbox_log" || true)
+      sandbox_port=${addr##*:}
+    fi
+    if [[ -n $addr ]] && http "$sandbox_port" GET /stats >/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  cat "$sandbox_log" >&2
+  die "the sandbox did not answer GET /stats within 15 s"
+}
+
+# start_server LATENCY_MS: the server against the sandbox on $sandbox_port,
+# ready, on $port.
 start_server() {
   local latency_ms=$1 health
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     port_free "$port" || continue
     server_log=$OUT/server-${latency_ms}ms.log
-    # No credentials and no base URL: sandbox mode, whatever the caller's
-    # environment holds, so that no traffic leaves the machine.
-    env -u COMPSHARE_PUBLIC_KEY -u COMPSHARE_PRIVATE_KEY -u COMPSHARE_BASE_URL \
+    # The sandbox's base URL and keys, whatever the caller's environment
+    # holds, so that no traffic leaves the machine; no region or project id,
+    # so that the facade's upstream request is the one upstream.lua replays.
+    env -u COMPSHARE_REGION -u COMPSHARE_PROJECT_ID -u SANDBOX_LATENCY \
       PORT="$port" \
-      SANDBOX_LATENCY="${latency_ms}ms" \
+      COMPSHARE_BASE_URL="http://127.0.0.1:$sandbox_port" \
+      COMPSHARE_PUBLIC_KEY="$sb_public_key" \
+      COMPSHARE_PRIVATE_KEY="$sb_private_key" \
       COMPSHARE_MAX_INFLIGHT="$MAX_INFLIGHT" \
       COMPSHARE_QPS="$QPS" \
       COMPSHARE_BURST="$BURST" \
@@ -139,8 +210,8 @@ start_server() {
         cat "$server_log" >&2
         die "the server exited before answering /healthz"
       fi
-      if health=$(http GET /healthz); then
-        [[ $health == *'"sandbox":true'* ]] || die "the server is not in sandbox mode: $health"
+      if health=$(http "$port" GET /healthz); then
+        [[ $health == *'"mode":"upstream"'* ]] || die "the server is not in upstream mode: $health"
         return 0
       fi
       sleep 0.1
@@ -155,20 +226,28 @@ start_server() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # host_ticks: "busy total" clock ticks of the whole machine.
 host_ticks() { awk '/^cpu /{idle = $5 + $6; t = 0; for (i = 2; i <= NF; i++) t += $i; print t - idle, t; exit}' /proc/stat; }
+# cores A B: the cores ticks A to B took over the run's wall time.
+cores() { awk -v a="$1" -v b="$2" -v t="$(getconf CLK_TCK)" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (b - a) / t / w}'; }
 
 declare -A R
-# run_wrk NAME DURATION: one wrk run against $port; its result in R.
+# run_wrk NAME DURATION SCRIPT URL: one wrk run; its result in R. The
+# sandbox runs throughout, the server ($server_pid) when set.
 run_wrk() {
-  local name=$1 duration=$2 out=$OUT/wrk-$1.txt tf=$OUT/wrk-$1.time rc=0 kv line
-  local s0 s1 h0 h1 t0 t1
-  local c0 c1
+  local name=$1 duration=$2 script=$3 url=$4 out=$OUT/wrk-$1.txt tf=$OUT/wrk-$1.time rc=0 kv line
+  local b0 b1 s0="" s1="" h0 h1 t0 t1 c0 c1
   c0=$(upstream_calls)
-  s0=$(cpu_ticks "$server_pid"); h0=$(host_ticks); t0=$(date +%s.%N)
+  b0=$(cpu_ticks "$sandbox_pid")
+  [[ -n $server_pid ]] && s0=$(cpu_ticks "$server_pid")
+  h0=$(host_ticks); t0=$(date +%s.%N)
   { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
-      -s "$SCRIPT" "http://127.0.0.1:$port/query" >"$out" 2>&1; } 2>"$tf" || rc=$?
+      -s "$script" "$url" >"$out" 2>&1; } 2>"$tf" || rc=$?
   t1=$(date +%s.%N); h1=$(host_ticks)
-  kill -0 "$server_pid" 2>/dev/null || { cat "$out" "$server_log" >&2; die "$name: the server died during the run"; }
-  s1=$(cpu_ticks "$server_pid")
+  kill -0 "$sandbox_pid" 2>/dev/null || { cat "$out" "$sandbox_log" >&2; die "$name: the sandbox died during the run"; }
+  if [[ -n $server_pid ]]; then
+    kill -0 "$server_pid" 2>/dev/null || { cat "$out" "$server_log" >&2; die "$name: the server died during the run"; }
+    s1=$(cpu_ticks "$server_pid")
+  fi
+  b1=$(cpu_ticks "$sandbox_pid")
   c1=$(upstream_calls)
   [[ $rc == 0 ]] || { cat "$out" >&2; die "$name: wrk exited with $rc"; }
   line=$(grep '^LOAD_RESULT ' "$out" || true)
@@ -179,52 +258,74 @@ run_wrk() {
     cat "$out" >&2
     die "$name: broken run: responses=${R[responses]} non200=${R[non200]} errors=${R[errors]} socket_errors=${R[socket_errors]}"
   fi
-  local tck; tck=$(getconf CLK_TCK)
+  (( c1 > c0 )) || die "$name: the sandbox counted no upstream call"
   read -r "R[wrk_user]" "R[wrk_sys]" <"$tf"
   R[wall]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')
-  R[server_cores]=$(awk -v a="$s0" -v b="$s1" -v t="$tck" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (b - a) / t / w}')
+  R[sandbox_cores]=$(cores "$b0" "$b1")
+  R[server_cores]=0
+  [[ -n $s0 ]] && R[server_cores]=$(cores "$s0" "$s1")
   R[wrk_cores]=$(awk -v u="${R[wrk_user]}" -v s="${R[wrk_sys]}" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (u + s) / w}')
   R[host_cores]=$(awk -v a="$h0" -v b="$h1" -v n="$(nproc)" 'BEGIN{split(a, x, " "); split(b, y, " "); printf "%.2f", (y[1] - x[1]) / (y[2] - x[2]) * n}')
-  R[other_cores]=$(awk -v h="${R[host_cores]}" -v s="${R[server_cores]}" -v w="${R[wrk_cores]}" 'BEGIN{o = h - s - w; if (o < 0) o = 0; printf "%.2f", o}')
+  R[other_cores]=$(awk -v h="${R[host_cores]}" -v b="${R[sandbox_cores]}" -v s="${R[server_cores]}" -v w="${R[wrk_cores]}" 'BEGIN{o = h - b - s - w; if (o < 0) o = 0; printf "%.2f", o}')
   R[rps]=$(awk -v n="${R[requests]}" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", n / (d / 1e6)}')
-  R[cpu_ms]=$(awk -v c="${R[server_cores]}" -v r="${R[rps]}" 'BEGIN{printf "%.2f", (r > 0 ? c / r * 1000 : 0)}')
-  R[upstream]=""
-  if [[ -n $c0 && -n $c1 ]]; then
-    R[upstream]=$(awk -v a="$c0" -v b="$c1" -v n="${R[responses]}" 'BEGIN{printf "; %d upstream calls (%.2f a request: concurrent identical calls are coalesced)", b - a, (b - a) / n}')
-  fi
+  # CPU a request of the process under test: the server when it runs, the
+  # sandbox otherwise.
+  R[cpu_ms]=$(awk -v c="${R[server_cores]}" -v b="${R[sandbox_cores]}" -v f="${server_pid:+1}" -v r="${R[rps]}" \
+    'BEGIN{if (f != 1) c = b; printf "%.2f", (r > 0 ? c / r * 1000 : 0)}')
+  R[calls]=$((c1 - c0))
 }
 
 ms() { awk -v us="$1" 'BEGIN{printf "%.1fms", us / 1000}'; }
+# latency_table NAME: wrk's --latency table of run NAME.
+latency_table() { sed -n '/Latency Distribution/,/^[^ ]/p' "$OUT/wrk-$1.txt" | sed '$d'; }
+machine() { echo "machine ${R[host_cores]} of $(nproc) cores busy; ${R[requests]} requests, none bad"; }
 
 summary=$OUT/summary.txt
 : >"$summary"
 report() { echo "$*" | tee -a "$summary"; }
 
-# measure LATENCY_MS: warm-up and measured run against a fresh server.
+# measure LATENCY_MS: one sandbox with that latency; warm-up and measured
+# run against it directly, then warm-up and measured run of a fresh server
+# against it.
 measure() {
-  local latency_ms=$1 head
+  local latency_ms=$1 own diff verdict
+  start_sandbox "$latency_ms"
+  echo "load: sandbox pid $sandbox_pid on 127.0.0.1:$sandbox_port, -latency ${latency_ms}ms"
+
+  echo "load: the upstream's own: warm-up ($WARMUP)"
+  run_wrk "warmup-upstream-${latency_ms}ms" "$WARMUP" "$UPSTREAM_SCRIPT" "http://127.0.0.1:$sandbox_port$UPSTREAM_PATH"
+  echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/upstream.lua http://127.0.0.1:$sandbox_port$UPSTREAM_PATH"
+  run_wrk "upstream-${latency_ms}ms" "$DURATION" "$UPSTREAM_SCRIPT" "http://127.0.0.1:$sandbox_port$UPSTREAM_PATH"
+  latency_table "upstream-${latency_ms}ms"
+  own=${R[p50_us]}
+  report "upstream's own @$CONNECTIONS clients (${latency_ms}ms latency): median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
+  report "  CPU over the run: sandbox ${R[sandbox_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; $(machine)"
+
   start_server "$latency_ms"
-  echo "load: server pid $server_pid on 127.0.0.1:$port, SANDBOX_LATENCY=${latency_ms}ms," \
+  echo "load: server pid $server_pid on 127.0.0.1:$port, COMPSHARE_BASE_URL=http://127.0.0.1:$sandbox_port," \
     "COMPSHARE_MAX_INFLIGHT=$MAX_INFLIGHT COMPSHARE_QPS=$QPS COMPSHARE_BURST=$BURST"
-  echo "load: warm-up ($WARMUP)"
-  run_wrk "warmup-${latency_ms}ms" "$WARMUP"
-  echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/reference.lua"
-  run_wrk "${latency_ms}ms" "$DURATION"
-  sed -n '/Latency Distribution/,/^[^ ]/p' "$OUT/wrk-${latency_ms}ms.txt" | sed '$d'
+  echo "load: the facade: warm-up ($WARMUP)"
+  run_wrk "warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
+  echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/reference.lua http://127.0.0.1:$port/query"
+  run_wrk "${latency_ms}ms" "$DURATION" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
+  latency_table "${latency_ms}ms"
   stop_server
-  head="reference operation @$CONNECTIONS clients, upstream ${latency_ms}ms:"
+  stop_sandbox
+
+  diff=$(awk -v a="${R[p50_us]}" -v b="$own" 'BEGIN{printf "%+.1fms", (a - b) / 1000}')
   if awk -v l="$latency_ms" 'BEGIN{exit !(l > 0)}'; then
-    local diff
-    diff=$(awk -v us="${R[p50_us]}" -v l="$latency_ms" 'BEGIN{printf "%+.1fms", us / 1000 - l}')
-    report "$head median $(ms "${R[p50_us]}") ($diff), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
+    verdict=$(awk -v a="${R[p50_us]}" -v b="$own" 'BEGIN{print (a - b <= 2000 ? "met" : "not met")}')
+    verdict="$diff over the upstream's own; budget 2ms: $verdict"
   else
-    report "$head median $(ms "${R[p50_us]}") (the facade's own cost), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
+    verdict="the facade's own cost; $diff against the upstream's own"
   fi
-  report "  CPU over the run: server (with the in-process sandbox) ${R[server_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; machine ${R[host_cores]} of $(nproc) cores busy; ${R[requests]} requests, none bad${R[upstream]}"
+  report "reference operation @$CONNECTIONS clients (${latency_ms}ms upstream): median $(ms "${R[p50_us]}") ($verdict), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
+  report "  CPU over the run: server ${R[server_cores]} cores (${R[cpu_ms]}ms a request, the facade alone), sandbox (another process) ${R[sandbox_cores]} cores, wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; $(machine)"
+  report "  $(awk -v c="${R[calls]}" -v n="${R[responses]}" 'BEGIN{printf "%d upstream calls (%.2f a request: concurrent identical calls are coalesced)", c, c / n}')"
 }
 
 measure "$UPSTREAM_LATENCY_MS"
 if [[ $OVERHEAD_RUN == 1 ]]; then
   measure 0
 fi
-echo "load: wrk output, server logs and summary.txt in $OUT"
+echo "load: wrk output, sandbox and server logs and summary.txt in $OUT"
