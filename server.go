@@ -118,7 +118,7 @@ func (c *config) settings() []setting {
 		{env: "COMPSHARE_QPS", usage: "upstream calls per second (token bucket rate)", value: floatValue{&c.QPS}},
 		{env: "COMPSHARE_BURST", usage: "upstream calls in a burst (token bucket size)", value: intValue{&c.Burst}},
 		{env: "MAX_PAGE_SIZE", usage: "largest first/last a connection accepts", value: intValue{&c.MaxPageSize}},
-		{env: "BATCH_WAIT", usage: "the loaders' batch window (Go duration)", value: durationValue{&c.BatchWait}},
+		{env: "BATCH_WAIT", usage: "the loaders' batch window (Go duration; 0 dispatches each load at once)", value: durationValue{&c.BatchWait}},
 		{env: "DEDUPLICATE_OPERATIONS", usage: "identical concurrent GraphQL requests share one execution", value: boolValue{&c.Dedupe}},
 		{env: "INTROSPECTION", usage: "serve schema introspection", value: boolValue{&c.Introspection}},
 		{env: "PLAYGROUND", usage: "serve the GraphiQL playground at /", value: boolValue{&c.Playground}},
@@ -181,7 +181,7 @@ func (c config) Validate() error {
 		return fmt.Errorf("COMPSHARE_BURST must be at least 1, got %d", c.Burst)
 	case c.MaxPageSize < 1:
 		return fmt.Errorf("MAX_PAGE_SIZE must be at least 1, got %d", c.MaxPageSize)
-	case c.BatchWait <= 0 || c.BatchWait > time.Second:
+	case c.BatchWait < 0 || c.BatchWait > time.Second:
 		return fmt.Errorf("BATCH_WAIT must be between 0 and 1s, got %s", c.BatchWait)
 	case c.SandboxLatency < 0:
 		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", c.SandboxLatency)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/graph-gophers/dataloader/v7"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
@@ -161,11 +162,11 @@ func fullGroups(ctx context.Context, groups []*model.ImageGroup) []*model.ImageG
 	if len(missing) == 0 {
 		return out
 	}
-	loaders := For(ctx)
-	thunks := make([]func() (*model.ImageGroup, error), len(missing))
+	ids := make([]string, len(missing))
 	for j, i := range missing {
-		thunks[j] = loaders.groups.Load(ctx, groups[i].GroupID)
+		ids[j] = groups[i].GroupID
 	}
+	thunks := For(ctx).GroupThunks(ctx, ids)
 	for j, i := range missing {
 		out[i] = completeGroup(groups[i], thunks[j])
 	}
@@ -174,7 +175,7 @@ func fullGroups(ctx context.Context, groups []*model.ImageGroup) []*model.ImageG
 
 // completeGroup waits for load, the full version of g, and returns what
 // should stand for g: the full group, or g carrying the error.
-func completeGroup(g *model.ImageGroup, load func() (*model.ImageGroup, error)) *model.ImageGroup {
+func completeGroup(g *model.ImageGroup, load dataloader.Thunk[*model.ImageGroup]) *model.ImageGroup {
 	full, err := load()
 	switch {
 	case err != nil:
@@ -197,7 +198,7 @@ func versionGroup(ctx context.Context, v *model.ImageVersion) (*model.ImageGroup
 	if v.Parent.Complete || !readsVersions(graphql.GetOperationContext(ctx), graphql.GetFieldContext(ctx).Field.Selections) {
 		return v.Parent, nil
 	}
-	return completeGroup(v.Parent, loaders.groups.Load(ctx, v.GroupID)), nil
+	return completeGroup(v.Parent, loaders.GroupThunks(ctx, []string{v.GroupID})[0]), nil
 }
 
 // groupImplementors are the types a selection on an ImageGroup may name in

@@ -89,21 +89,23 @@ type Loaders struct {
 	groups *dataloader.Loader[string, *model.ImageGroup]
 	// versions loads a version by CompShareImageId; nil when none.
 	versions *dataloader.Loader[string, *model.ImageVersion]
+	// immediate: no batch window, loads are dispatched as they are made.
+	immediate bool
 }
 
-// DefaultBatchWait is the loaders' batch window. Every key of a batch is its
-// own upstream call (the action takes one GroupId or CompShareImageId), made
-// concurrently, and identical keys share one call through the loader's cache
-// whatever the window, so the window only gathers a request's loads into
-// fewer batches, and its wait lies on the request's critical path. Measured
-// with one client against a 20 ms upstream (make load), medians were 27.6 ms
-// at 1 ms, 27.3 ms at 200 µs and 50 µs (an idle machine sleeps timers that
-// short in whole milliseconds), 26.4-26.8 ms at 20 µs and 26.1-26.3 ms at 1 µs.
-const DefaultBatchWait = 20 * time.Microsecond
+// DefaultBatchWait is the loaders' default batch window: none. Every key of
+// a batch is its own upstream call (the action takes one GroupId or
+// CompShareImageId), made concurrently, and identical keys share one call
+// through the loader's cache whatever the window; so a window would gather
+// nothing worth waiting for, and its wait would lie on every request's
+// critical path (on an idle machine a timer under a millisecond sleeps about
+// a whole one). With no window, each load, or each group of loads made
+// together (Pages, the full groups of a page), is dispatched at once.
+const DefaultBatchWait time.Duration = 0
 
 // LoaderOptions tune the loaders.
 type LoaderOptions struct {
-	// Wait is the batch window (default DefaultBatchWait).
+	// Wait is the batch window; 0 (DefaultBatchWait) dispatches at once.
 	Wait time.Duration
 	// Log receives mapping warnings.
 	Log *slog.Logger
@@ -114,15 +116,29 @@ type LoaderOptions struct {
 
 // NewLoaders returns a fresh set of loaders over svc, for one request.
 func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
-	wait := opt.Wait
-	if wait <= 0 {
-		wait = DefaultBatchWait
+	l := &Loaders{
+		svc:       svc,
+		mapper:    model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize},
+		immediate: opt.Wait <= 0,
 	}
-	l := &Loaders{svc: svc, mapper: model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize}}
+	// With no window the batch is flushed by hand right after its loads;
+	// the loader's own timer is only a backstop.
+	wait := opt.Wait
+	if l.immediate {
+		wait = time.Second
+	}
 	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[Query, *Page](wait))
 	l.groups = dataloader.NewBatchedLoader(l.loadGroups, dataloader.WithWait[string, *model.ImageGroup](wait))
 	l.versions = dataloader.NewBatchedLoader(l.loadVersions, dataloader.WithWait[string, *model.ImageVersion](wait))
 	return l
+}
+
+// dispatch ends the loader's current batch when there is no batch window,
+// so that the loads just made go out now.
+func dispatch[K comparable, V any](l *Loaders, ld *dataloader.Loader[K, V]) {
+	if l.immediate {
+		ld.Flush()
+	}
 }
 
 type loadersKey struct{}
@@ -151,7 +167,9 @@ func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler 
 
 // Page loads the page of q; identical Queries in one request share one call.
 func (l *Loaders) Page(ctx context.Context, q Query) (*Page, error) {
-	return l.pages.Load(ctx, q)()
+	th := l.pages.Load(ctx, q)
+	dispatch(l, l.pages)
+	return th()
 }
 
 // Pages loads several pages at once, so that they go out in one batch, and
@@ -161,6 +179,7 @@ func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
 	for i, q := range qs {
 		thunks[i] = l.pages.Load(ctx, q)
 	}
+	dispatch(l, l.pages)
 	out := make([]*Page, len(qs))
 	for i, th := range thunks {
 		p, err := th()
@@ -174,12 +193,25 @@ func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
 
 // Group loads the group with every version; nil when it does not exist.
 func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup, error) {
-	return l.groups.Load(ctx, groupID)()
+	return l.GroupThunks(ctx, []string{groupID})[0]()
+}
+
+// GroupThunks starts loading several groups at once, so that they go out in
+// one batch, and returns a thunk for each, in the order of ids.
+func (l *Loaders) GroupThunks(ctx context.Context, ids []string) []dataloader.Thunk[*model.ImageGroup] {
+	thunks := make([]dataloader.Thunk[*model.ImageGroup], len(ids))
+	for i, id := range ids {
+		thunks[i] = l.groups.Load(ctx, id)
+	}
+	dispatch(l, l.groups)
+	return thunks
 }
 
 // Version loads one version; nil when it does not exist.
 func (l *Loaders) Version(ctx context.Context, imageID string) (*model.ImageVersion, error) {
-	return l.versions.Load(ctx, imageID)()
+	th := l.versions.Load(ctx, imageID)
+	dispatch(l, l.versions)
+	return th()
 }
 
 // call makes one upstream call, maps it and primes the loaders with what it
