@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // dedupeTimeout bounds a shared execution that every requester has left.
@@ -29,10 +29,15 @@ const dedupeTimeout = 2 * time.Minute
 // which is what makes sharing an answer safe; it is the GraphQL-level twin of
 // the upstream client's coalescing of identical calls.
 //
-// The shared execution runs detached from any one requester's cancellation
-// (bounded by dedupeTimeout); each requester waits on its own context.
+// The first requester executes on its own goroutine (no hand-off on the
+// critical path), detached from its own cancellation and bounded by
+// dedupeTimeout, since others may be waiting for the answer; every other
+// requester waits on its own context.
 func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
-	var group singleflight.Group
+	var (
+		mu       sync.Mutex
+		inFlight = map[string]*sharedExecution{}
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
@@ -46,32 +51,55 @@ func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
 			return
 		}
 		key := dedupeKey(r, body)
-		ch := group.DoChan(key, func() (res any, _ error) {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), dedupeTimeout)
-			defer cancel()
-			// singleflight re-raises a panic of fn in a goroutine of its own,
-			// where nothing could recover it: answer it here instead.
-			defer func() {
-				if p := recover(); p != nil {
-					log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-					rec := &recorder{header: http.Header{}}
-					WriteError(rec, http.StatusInternalServerError, "internal error", CodeInternal)
-					res = rec
-				}
-			}()
-			rec := &recorder{header: http.Header{}}
-			shared := r.Clone(ctx)
-			shared.Body = io.NopCloser(bytes.NewReader(body))
-			next.ServeHTTP(rec, shared)
-			return rec, nil
-		})
-		select {
-		case res := <-ch:
-			res.Val.(*recorder).replay(w)
-		case <-r.Context().Done():
-			// The client is gone; the shared execution goes on for the others.
+		mu.Lock()
+		if ex, ok := inFlight[key]; ok {
+			mu.Unlock()
+			select {
+			case <-ex.done:
+				ex.rec.replay(w)
+			case <-r.Context().Done():
+				// The client is gone; the shared execution goes on for the others.
+			}
+			return
 		}
+		ex := &sharedExecution{done: make(chan struct{})}
+		inFlight[key] = ex
+		mu.Unlock()
+
+		ex.rec = execute(log, next, r, body)
+		mu.Lock()
+		delete(inFlight, key)
+		mu.Unlock()
+		close(ex.done)
+		ex.rec.replay(w)
 	})
+}
+
+// sharedExecution is one execution that identical requests wait for; rec
+// is set before done is closed and only read after.
+type sharedExecution struct {
+	done chan struct{}
+	rec  *recorder
+}
+
+// execute runs next for r with body into a recorder, detached from r's
+// cancellation and bounded by dedupeTimeout; a panic becomes a 500 answer
+// with a log line, so that the waiters get an answer too.
+func execute(log *slog.Logger, next http.Handler, r *http.Request, body []byte) (rec *recorder) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), dedupeTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			rec = &recorder{header: http.Header{}}
+			WriteError(rec, http.StatusInternalServerError, "internal error", CodeInternal)
+		}
+	}()
+	rec = &recorder{header: http.Header{}}
+	shared := r.Clone(ctx)
+	shared.Body = io.NopCloser(bytes.NewReader(body))
+	next.ServeHTTP(rec, shared)
+	return rec
 }
 
 // dedupeKey identifies a request by everything that can change its answer.
@@ -122,6 +150,9 @@ func (r *recorder) replay(w http.ResponseWriter) {
 	for k, v := range r.header {
 		h[k] = append([]string(nil), v...)
 	}
+	// The length is known: saying it spares the chunked framing net/http
+	// would otherwise use for a body past its first buffer.
+	h.Set("Content-Length", strconv.Itoa(r.body.Len()))
 	status := r.status
 	if status == 0 {
 		status = http.StatusOK

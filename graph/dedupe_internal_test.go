@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// TestDedupeRecoversPanics: singleflight would re-raise a panic of the
-// shared execution where nothing recovers it; dedupeOperations answers it
-// as an internal error instead, and the process lives.
+// TestDedupeRecoversPanics: a panic of the shared execution is answered as
+// an internal error (to every requester waiting for it), with a log line,
+// and the process lives.
 func TestDedupeRecoversPanics(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
