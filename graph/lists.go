@@ -55,3 +55,18 @@ func selectsAny(oc *graphql.OperationContext, sel ast.SelectionSet, implementors
 	}
 	return false
 }
+
+// deferredGroup starts the group of an object's @defer'd fields for the
+// generated executor (see graph/internal/gen): graphql.NewDeferredGroup(ctx)
+// when one of the object's collected fields is deferred, and otherwise an
+// empty group, which gqlgen only ever asks for its length. NewDeferredGroup
+// would build the object's path, a field set and a map for every object of
+// the response.
+func deferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql.DeferredGroup {
+	for _, f := range fields {
+		if f.IsDeferred() {
+			return graphql.NewDeferredGroup(ctx)
+		}
+	}
+	return graphql.DeferredGroup{Context: ctx}
+}

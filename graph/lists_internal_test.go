@@ -95,3 +95,21 @@ func TestMarshalListPanic(t *testing.T) {
 	assert.Equal(t, "list[1]", errs[0].Path.String())
 	assert.Contains(t, errs[0].Message, "boom")
 }
+
+// TestDeferredGroup: an object with no @defer'd field gets an empty group
+// (no path, field set or map built); one with a deferred field gets
+// gqlgen's own group, ready to collect it.
+func TestDeferredGroup(t *testing.T) {
+	ctx := listCtx()
+	plain := []graphql.CollectedField{{Field: &ast.Field{Name: "a"}}, {Field: &ast.Field{Name: "b"}}}
+	g := deferredGroup(ctx, plain)
+	assert.Nil(t, g.Defers)
+	assert.Nil(t, g.FieldSet)
+	assert.Nil(t, g.Path)
+
+	deferred := append(plain, graphql.CollectedField{Field: &ast.Field{Name: "c"}, Deferrables: []*graphql.Deferrable{{Label: "later"}}})
+	g = deferredGroup(ctx, deferred)
+	assert.NotNil(t, g.Defers)
+	assert.NotNil(t, g.FieldSet)
+	assert.Equal(t, "list", g.Path.String())
+}
