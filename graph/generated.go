@@ -1750,7 +1750,7 @@ func (ec *executionContext) _ImageGroup_id(ctx context.Context, field graphql.Co
 			return ec.fieldContext_ImageGroup_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return obj.ID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -1761,7 +1761,7 @@ func (ec *executionContext) _ImageGroup_id(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_ImageGroup_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImageGroup", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("ImageGroup", field, true, false, "ID")
 }
 
 func (ec *executionContext) _ImageGroup_groupId(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
@@ -2285,7 +2285,7 @@ func (ec *executionContext) _ImageVersion_id(ctx context.Context, field graphql.
 			return ec.fieldContext_ImageVersion_id(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.ID, nil
+			return obj.ID(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -2296,7 +2296,7 @@ func (ec *executionContext) _ImageVersion_id(ctx context.Context, field graphql.
 	)
 }
 func (ec *executionContext) fieldContext_ImageVersion_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ImageVersion", field, false, false, "ID")
+	return graphql.NewScalarFieldContext("ImageVersion", field, true, false, "ID")
 }
 
 func (ec *executionContext) _ImageVersion_imageId(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
@@ -2855,7 +2855,7 @@ func (ec *executionContext) _ImageVersionConnection_edges(ctx context.Context, f
 			return ec.fieldContext_ImageVersionConnection_edges(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Edges, nil
+			return obj.Edges(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.ImageVersionEdge) graphql.Marshaler {
@@ -2869,7 +2869,7 @@ func (ec *executionContext) fieldContext_ImageVersionConnection_edges(_ context.
 	fc = &graphql.FieldContext{
 		Object:     "ImageVersionConnection",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ImageVersionEdge(ctx, field)
@@ -2919,7 +2919,7 @@ func (ec *executionContext) _ImageVersionConnection_pageInfo(ctx context.Context
 			return ec.fieldContext_ImageVersionConnection_pageInfo(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.PageInfo, nil
+			return obj.PageInfo(), nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
@@ -2933,7 +2933,7 @@ func (ec *executionContext) fieldContext_ImageVersionConnection_pageInfo(_ conte
 	fc = &graphql.FieldContext{
 		Object:     "ImageVersionConnection",
 		Field:      field,
-		IsMethod:   false,
+		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_PageInfo(ctx, field)

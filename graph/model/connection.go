@@ -149,15 +149,5 @@ func NewPageInfo(w Window, n, total int) *PageInfo {
 // newVersionConnection pages an in-memory, ordered list of versions.
 func newVersionConnection(all []*ImageVersion, p PageArgs) *ImageVersionConnection {
 	w := p.Window(len(all))
-	items := all[w.Start:w.End]
-	conn := &ImageVersionConnection{
-		Edges:      make([]*ImageVersionEdge, len(items)),
-		Nodes:      items,
-		PageInfo:   NewPageInfo(w, len(items), len(all)),
-		TotalCount: len(all),
-	}
-	for i, v := range items {
-		conn.Edges[i] = &ImageVersionEdge{Cursor: EncodeCursor(w.Start + i), Node: v}
-	}
-	return conn
+	return &ImageVersionConnection{Nodes: all[w.Start:w.End], TotalCount: len(all), window: w}
 }

@@ -34,7 +34,6 @@ func (m Mapper) Groups(resp *upstream.DescribeCommunityImagesResponse, complete 
 // versions and latestVersion.
 func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 	group := &ImageGroup{
-		ID:             GlobalID(TypeImageGroup, g.GroupId),
 		GroupID:        g.GroupId,
 		Name:           g.ImageName,
 		Description:    g.ImageDesc,
@@ -63,7 +62,6 @@ func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 // Version maps one version. Its GroupID and Parent are left to the caller.
 func (m Mapper) Version(img *upstream.Image) *ImageVersion {
 	v := &ImageVersion{
-		ID:                 GlobalID(TypeImageVersion, img.CompShareImageId),
 		ImageID:            img.CompShareImageId,
 		Name:               img.Name,
 		VersionName:        img.VersionName,

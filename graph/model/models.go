@@ -20,7 +20,6 @@ import (
 // from a version-filtered response fetch the full groups first when the
 // selection needs them.
 type ImageGroup struct {
-	ID             string
 	GroupID        string
 	Name           string
 	Description    string
@@ -120,15 +119,17 @@ func (g *ImageGroup) AsComplete() *ImageGroup {
 // IsNode marks ImageGroup as a Node.
 func (ImageGroup) IsNode() {}
 
+// ID is the group's opaque global ID, made when a query reads it.
+func (g *ImageGroup) ID() string { return GlobalID(TypeImageGroup, g.GroupID) }
+
 // GetID returns the global ID.
-func (g ImageGroup) GetID() string { return g.ID }
+func (g ImageGroup) GetID() string { return g.ID() }
 
 // IsEntity marks ImageGroup as a federation entity.
 func (ImageGroup) IsEntity() {}
 
 // ImageVersion is one version of a group. Its scalar fields bind directly.
 type ImageVersion struct {
-	ID                 string
 	ImageID            string
 	Name               string
 	VersionName        string
@@ -161,11 +162,40 @@ type ImageVersion struct {
 // IsNode marks ImageVersion as a Node.
 func (ImageVersion) IsNode() {}
 
+// ID is the version's opaque global ID, made when a query reads it.
+func (v *ImageVersion) ID() string { return GlobalID(TypeImageVersion, v.ImageID) }
+
 // GetID returns the global ID.
-func (v ImageVersion) GetID() string { return v.ID }
+func (v ImageVersion) GetID() string { return v.ID() }
 
 // IsEntity marks ImageVersion as a federation entity.
 func (ImageVersion) IsEntity() {}
+
+// ImageVersionConnection is one page of a group's versions. Its edges and
+// page info are made when a query reads them.
+type ImageVersionConnection struct {
+	// Nodes are the versions of this page.
+	Nodes []*ImageVersion
+	// TotalCount is the number of versions in the whole list (after the
+	// status filter).
+	TotalCount int
+	// window is where Nodes sit in the whole list.
+	window Window
+}
+
+// Edges are the versions of this page, each with its cursor.
+func (c *ImageVersionConnection) Edges() []*ImageVersionEdge {
+	edges := make([]*ImageVersionEdge, len(c.Nodes))
+	for i, v := range c.Nodes {
+		edges[i] = &ImageVersionEdge{Cursor: EncodeCursor(c.window.Start + i), Node: v}
+	}
+	return edges
+}
+
+// PageInfo is where this page sits in the whole list.
+func (c *ImageVersionConnection) PageInfo() *PageInfo {
+	return NewPageInfo(c.window, len(c.Nodes), c.TotalCount)
+}
 
 // SoftwarePort is a piece of software an image serves and its port.
 type SoftwarePort struct {

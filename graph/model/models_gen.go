@@ -78,18 +78,6 @@ type ImageOrder struct {
 	Direction OrderDirection `json:"direction"`
 }
 
-// A page of the versions of one group.
-type ImageVersionConnection struct {
-	// The versions of this page, each with its cursor.
-	Edges []*ImageVersionEdge `json:"edges"`
-	// The versions of this page, without cursors.
-	Nodes []*ImageVersion `json:"nodes"`
-	// Where this page sits in the whole list.
-	PageInfo *PageInfo `json:"pageInfo"`
-	// The number of versions in the whole list (after the `status` filter).
-	TotalCount int `json:"totalCount"`
-}
-
 // One version of an `ImageGroup.versions` page.
 type ImageVersionEdge struct {
 	// An opaque cursor for this position, for `after` and `before`.
