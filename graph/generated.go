@@ -4978,7 +4978,7 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageGroupImplementors = []string{"ImageGroup", "Node", "_Entity"}
@@ -5066,7 +5066,7 @@ func (ec *executionContext) _ImageGroup(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageGroupConnectionImplementors = []string{"ImageGroupConnection"}
@@ -5119,7 +5119,7 @@ func (ec *executionContext) _ImageGroupConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageGroupEdgeImplementors = []string{"ImageGroupEdge"}
@@ -5162,7 +5162,7 @@ func (ec *executionContext) _ImageGroupEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageVersionImplementors = []string{"ImageVersion", "Node", "_Entity"}
@@ -5311,7 +5311,7 @@ func (ec *executionContext) _ImageVersion(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageVersionConnectionImplementors = []string{"ImageVersionConnection"}
@@ -5359,7 +5359,7 @@ func (ec *executionContext) _ImageVersionConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var imageVersionEdgeImplementors = []string{"ImageVersionEdge"}
@@ -5397,7 +5397,7 @@ func (ec *executionContext) _ImageVersionEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -5445,7 +5445,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var queryImplementors = []string{"Query"}
@@ -5537,7 +5537,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var softwarePortImplementors = []string{"SoftwarePort"}
@@ -5575,7 +5575,7 @@ func (ec *executionContext) _SoftwarePort(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var _ServiceImplementors = []string{"_Service"}
@@ -5608,7 +5608,7 @@ func (ec *executionContext) __Service(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -5661,7 +5661,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -5709,7 +5709,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -5767,7 +5767,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -5825,7 +5825,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -5883,7 +5883,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -5966,7 +5966,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return newObjectValue(fields, out.Values)
 }
 
 // endregion **************************** object.gotpl ****************************

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"io"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -69,4 +70,51 @@ func deferredGroup(ctx context.Context, fields []graphql.CollectedField) graphql
 		}
 	}
 	return graphql.DeferredGroup{Context: ctx}
+}
+
+// objectValue is an object of the response, written as JSON: the values of
+// its collected fields under their response names (aliases), in order. The
+// generated executor returns one per object (see graph/internal/gen) in
+// place of gqlgen's *graphql.FieldSet, whose MarshalGQL writes the same JSON
+// but builds a map per object and copies every field to the heap to do it.
+type objectValue struct {
+	fields []graphql.CollectedField
+	values []graphql.Marshaler
+}
+
+func newObjectValue(fields []graphql.CollectedField, values []graphql.Marshaler) graphql.Marshaler {
+	return &objectValue{fields: fields, values: values}
+}
+
+// MarshalGQL writes the object. Response names are GraphQL names
+// ([_A-Za-z][_0-9A-Za-z]*), which JSON takes as they are; a name that
+// appears twice is written once, its first time, as FieldSet does.
+func (o *objectValue) MarshalGQL(w io.Writer) {
+	_, _ = io.WriteString(w, "{")
+	first := true
+	for i := range o.fields {
+		alias := o.fields[i].Alias
+		if seenAlias(o.fields[:i], alias) {
+			continue
+		}
+		if first {
+			first = false
+		} else {
+			_, _ = io.WriteString(w, ",")
+		}
+		_, _ = io.WriteString(w, `"`)
+		_, _ = io.WriteString(w, alias)
+		_, _ = io.WriteString(w, `":`)
+		o.values[i].MarshalGQL(w)
+	}
+	_, _ = io.WriteString(w, "}")
+}
+
+func seenAlias(fields []graphql.CollectedField, alias string) bool {
+	for i := range fields {
+		if fields[i].Alias == alias {
+			return true
+		}
+	}
+	return false
 }

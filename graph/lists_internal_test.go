@@ -113,3 +113,33 @@ func TestDeferredGroup(t *testing.T) {
 	assert.NotNil(t, g.FieldSet)
 	assert.Equal(t, "list", g.Path.String())
 }
+
+// TestObjectValueMatchesFieldSet: objectValue writes exactly what gqlgen's
+// FieldSet writes for the same fields and values, repeated names included.
+func TestObjectValueMatchesFieldSet(t *testing.T) {
+	field := func(alias string) graphql.CollectedField {
+		return graphql.CollectedField{Field: &ast.Field{Name: "f", Alias: alias}}
+	}
+	for _, tc := range []struct {
+		fields []graphql.CollectedField
+		values []graphql.Marshaler
+	}{
+		{nil, nil},
+		{[]graphql.CollectedField{field("a")}, []graphql.Marshaler{graphql.MarshalString(`x"<y>\\`)}},
+		{
+			[]graphql.CollectedField{field("a"), field("__typename"), field("b_2"), field("a")},
+			[]graphql.Marshaler{graphql.MarshalInt(1), graphql.MarshalString("T"), graphql.Null, graphql.MarshalInt(2)},
+		},
+		{
+			[]graphql.CollectedField{field("list"), field("obj")},
+			[]graphql.Marshaler{graphql.Array{graphql.MarshalInt(1), graphql.Null}, newObjectValue([]graphql.CollectedField{field("z")}, []graphql.Marshaler{graphql.MarshalBoolean(true)})},
+		},
+	} {
+		fs := graphql.NewFieldSet(tc.fields)
+		copy(fs.Values, tc.values)
+		var want, got bytes.Buffer
+		fs.MarshalGQL(&want)
+		newObjectValue(tc.fields, tc.values).MarshalGQL(&got)
+		assert.Equal(t, want.String(), got.String())
+	}
+}

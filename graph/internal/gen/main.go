@@ -21,6 +21,11 @@
 // none of its collected fields is deferred: each object calls
 // graph.deferredGroup instead of graphql.NewDeferredGroup.
 //
+// A third rewrite has every object return graph.newObjectValue instead of
+// its *graphql.FieldSet: the same JSON, written without the map per object
+// and the heap copy per field that FieldSet.MarshalGQL makes (about 800
+// allocations for the reference operation).
+//
 // The rewrites are strict: if gqlgen's output no longer has the shape they
 // expect, gen fails rather than leave the code half rewritten.
 //
@@ -169,6 +174,9 @@ func rewriteLists(src []byte, lists []objectList) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s, err = rewriteObjectValues(s); err != nil {
+		return nil, err
+	}
 	out, err := format.Source([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("formatting the rewritten code: %w", err)
@@ -190,6 +198,22 @@ func rewriteDeferredGroups(s string) (string, error) {
 	}
 	return strings.ReplaceAll(s, newDeferredGroup,
 		"out := graphql.NewFieldSet(fields)\n\tdeferred := deferredGroup(ctx, fields)\n"), nil
+}
+
+// objectEnd is how gqlgen's object template ends a function that returns
+// the object's field set.
+const objectEnd = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n"
+
+// rewriteObjectValues makes every object return graph.newObjectValue over
+// its collected fields and values instead of its *graphql.FieldSet, whose
+// MarshalGQL builds a map per object and copies every field to the heap.
+func rewriteObjectValues(s string) (string, error) {
+	n := strings.Count(s, "ec.ProcessDeferredGroup(deferred)")
+	if n == 0 || strings.Count(s, objectEnd) != n {
+		return "", fmt.Errorf("expected every object (%d) to end by returning its field set; gqlgen's object template changed", n)
+	}
+	return strings.ReplaceAll(s, objectEnd,
+		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn newObjectValue(fields, out.Values)\n}\n"), nil
 }
 
 func lcFirst(s string) string {
