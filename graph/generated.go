@@ -1765,6 +1765,9 @@ func (ec *executionContext) fieldContext_ImageGroup_id(_ context.Context, field 
 }
 
 func (ec *executionContext) _ImageGroup_groupId(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNID2string(ctx, field.Selections, obj.GroupID)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1788,6 +1791,9 @@ func (ec *executionContext) fieldContext_ImageGroup_groupId(_ context.Context, f
 }
 
 func (ec *executionContext) _ImageGroup_name(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1811,6 +1817,9 @@ func (ec *executionContext) fieldContext_ImageGroup_name(_ context.Context, fiel
 }
 
 func (ec *executionContext) _ImageGroup_description(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Description)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1834,6 +1843,9 @@ func (ec *executionContext) fieldContext_ImageGroup_description(_ context.Contex
 }
 
 func (ec *executionContext) _ImageGroup_createdCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.CreatedCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1857,6 +1869,9 @@ func (ec *executionContext) fieldContext_ImageGroup_createdCount(_ context.Conte
 }
 
 func (ec *executionContext) _ImageGroup_favoritesCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.FavoritesCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1880,6 +1895,9 @@ func (ec *executionContext) fieldContext_ImageGroup_favoritesCount(_ context.Con
 }
 
 func (ec *executionContext) _ImageGroup_recommendCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.RecommendCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1903,6 +1921,9 @@ func (ec *executionContext) fieldContext_ImageGroup_recommendCount(_ context.Con
 }
 
 func (ec *executionContext) _ImageGroup_useTime(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.UseTime)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1926,6 +1947,9 @@ func (ec *executionContext) fieldContext_ImageGroup_useTime(_ context.Context, f
 }
 
 func (ec *executionContext) _ImageGroup_isFavorite(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.IsFavorite)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1949,6 +1973,9 @@ func (ec *executionContext) fieldContext_ImageGroup_isFavorite(_ context.Context
 }
 
 func (ec *executionContext) _ImageGroup_status(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroup) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNImageGroupStatus2githubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupStatus(ctx, field.Selections, obj.Status)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2144,6 +2171,9 @@ func (ec *executionContext) fieldContext_ImageGroupConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _ImageGroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroupConnection) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2167,6 +2197,9 @@ func (ec *executionContext) fieldContext_ImageGroupConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _ImageGroupConnection_availableTotalCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroupConnection) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.AvailableTotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2190,6 +2223,9 @@ func (ec *executionContext) fieldContext_ImageGroupConnection_availableTotalCoun
 }
 
 func (ec *executionContext) _ImageGroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ImageGroupEdge) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2300,6 +2336,9 @@ func (ec *executionContext) fieldContext_ImageVersion_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _ImageVersion_imageId(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNID2string(ctx, field.Selections, obj.ImageID)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2323,6 +2362,9 @@ func (ec *executionContext) fieldContext_ImageVersion_imageId(_ context.Context,
 }
 
 func (ec *executionContext) _ImageVersion_name(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Name)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2346,6 +2388,9 @@ func (ec *executionContext) fieldContext_ImageVersion_name(_ context.Context, fi
 }
 
 func (ec *executionContext) _ImageVersion_versionName(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.VersionName)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2369,6 +2414,9 @@ func (ec *executionContext) fieldContext_ImageVersion_versionName(_ context.Cont
 }
 
 func (ec *executionContext) _ImageVersion_versionDescription(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.VersionDescription)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2392,6 +2440,9 @@ func (ec *executionContext) fieldContext_ImageVersion_versionDescription(_ conte
 }
 
 func (ec *executionContext) _ImageVersion_description(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Description)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2415,6 +2466,9 @@ func (ec *executionContext) fieldContext_ImageVersion_description(_ context.Cont
 }
 
 func (ec *executionContext) _ImageVersion_author(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Author)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2438,6 +2492,9 @@ func (ec *executionContext) fieldContext_ImageVersion_author(_ context.Context, 
 }
 
 func (ec *executionContext) _ImageVersion_authorType(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNAuthorType2githubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐAuthorType(ctx, field.Selections, obj.AuthorType)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2461,6 +2518,9 @@ func (ec *executionContext) fieldContext_ImageVersion_authorType(_ context.Conte
 }
 
 func (ec *executionContext) _ImageVersion_status(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNImageVersionStatus2githubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersionStatus(ctx, field.Selections, obj.Status)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2484,6 +2544,9 @@ func (ec *executionContext) fieldContext_ImageVersion_status(_ context.Context, 
 }
 
 func (ec *executionContext) _ImageVersion_price(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNFloat2float64(ctx, field.Selections, obj.Price)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2507,6 +2570,9 @@ func (ec *executionContext) fieldContext_ImageVersion_price(_ context.Context, f
 }
 
 func (ec *executionContext) _ImageVersion_isFree(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.IsFree)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2576,6 +2642,9 @@ func (ec *executionContext) fieldContext_ImageVersion_supportedGpuTypes(_ contex
 }
 
 func (ec *executionContext) _ImageVersion_coverUrl(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.CoverURL)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2599,6 +2668,9 @@ func (ec *executionContext) fieldContext_ImageVersion_coverUrl(_ context.Context
 }
 
 func (ec *executionContext) _ImageVersion_isContainer(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.IsContainer)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2622,6 +2694,9 @@ func (ec *executionContext) fieldContext_ImageVersion_isContainer(_ context.Cont
 }
 
 func (ec *executionContext) _ImageVersion_autoStart(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.AutoStart)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2645,6 +2720,9 @@ func (ec *executionContext) fieldContext_ImageVersion_autoStart(_ context.Contex
 }
 
 func (ec *executionContext) _ImageVersion_createdAt(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.CreatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2668,6 +2746,9 @@ func (ec *executionContext) fieldContext_ImageVersion_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _ImageVersion_updatedAt(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNDateTime2timeᚐTime(ctx, field.Selections, obj.UpdatedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2691,6 +2772,9 @@ func (ec *executionContext) fieldContext_ImageVersion_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _ImageVersion_publishedAt(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalODateTime2ᚖtimeᚐTime(ctx, field.Selections, obj.PublishedAt)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2714,6 +2798,9 @@ func (ec *executionContext) fieldContext_ImageVersion_publishedAt(_ context.Cont
 }
 
 func (ec *executionContext) _ImageVersion_sizeMB(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.SizeMB)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2737,6 +2824,9 @@ func (ec *executionContext) fieldContext_ImageVersion_sizeMB(_ context.Context, 
 }
 
 func (ec *executionContext) _ImageVersion_readme(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Readme)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2760,6 +2850,9 @@ func (ec *executionContext) fieldContext_ImageVersion_readme(_ context.Context, 
 }
 
 func (ec *executionContext) _ImageVersion_qrCodeUrl(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersion) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.QrCodeURL)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2943,6 +3036,9 @@ func (ec *executionContext) fieldContext_ImageVersionConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _ImageVersionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersionConnection) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.TotalCount)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2966,6 +3062,9 @@ func (ec *executionContext) fieldContext_ImageVersionConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _ImageVersionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ImageVersionEdge) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Cursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3021,6 +3120,9 @@ func (ec *executionContext) fieldContext_ImageVersionEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.HasNextPage)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3044,6 +3146,9 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNBoolean2bool(ctx, field.Selections, obj.HasPreviousPage)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3067,6 +3172,9 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.StartCursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3090,6 +3198,9 @@ func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *model.PageInfo) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalOString2ᚖstring(ctx, field.Selections, obj.EndCursor)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3485,6 +3596,9 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 }
 
 func (ec *executionContext) _SoftwarePort_software(ctx context.Context, field graphql.CollectedField, obj *model.SoftwarePort) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNString2string(ctx, field.Selections, obj.Software)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3508,6 +3622,9 @@ func (ec *executionContext) fieldContext_SoftwarePort_software(_ context.Context
 }
 
 func (ec *executionContext) _SoftwarePort_port(ctx context.Context, field graphql.CollectedField, obj *model.SoftwarePort) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalNInt2int(ctx, field.Selections, obj.Port)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -3531,6 +3648,9 @@ func (ec *executionContext) fieldContext_SoftwarePort_port(_ context.Context, fi
 }
 
 func (ec *executionContext) __Service_sdl(ctx context.Context, field graphql.CollectedField, obj *fedruntime.Service) (ret graphql.Marshaler) {
+	if inlinePlainFields(ec.Resolvers) {
+		return ec.marshalOString2string(ctx, field.Selections, obj.SDL)
+	}
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,

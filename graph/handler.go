@@ -37,7 +37,9 @@ type HandlerConfig struct {
 	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
 	QueryCacheSize int
 	// Extensions are added after the built-in ones: the place for query cost
-	// limits, tracing or metrics.
+	// limits, tracing or metrics. One that intercepts fields
+	// (graphql.FieldInterceptor) turns off the inline reading of plain
+	// fields, so that it sees every field.
 	Extensions []graphql.HandlerExtension
 }
 
@@ -58,7 +60,14 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.QueryCacheSize <= 0 {
 		cfg.QueryCacheSize = 1000
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{MaxPageSize: cfg.MaxPageSize}}))
+	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
+	for _, ext := range cfg.Extensions {
+		if _, ok := ext.(graphql.FieldInterceptor); ok {
+			// It must see every field: no field is read inline.
+			resolver.PlainFieldsInline = false
+		}
+	}
+	srv := handler.New(NewExecutableSchema(Config{Resolvers: resolver}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(postTransport{})
@@ -68,6 +77,8 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	} else if cfg.FederationSecret != "" {
 		srv.Use(routerIntrospection{secret: []byte(cfg.FederationSecret)})
 	}
+	// A field interceptor added here (AroundFields, or an extension) must
+	// also clear resolver.PlainFieldsInline, or it will miss plain fields.
 	srv.AroundRootFields(introspectionGate)
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)

@@ -11,4 +11,20 @@ package graph
 type Resolver struct {
 	// MaxPageSize bounds first and last of every connection.
 	MaxPageSize int
+	// PlainFieldsInline lets the executor read plain fields (struct fields
+	// of scalar or enum type, without arguments or directives) without
+	// graphql.ResolveField: set it only when no handler extension
+	// intercepts fields (graphql.FieldInterceptor), which would not see
+	// them. NewHandler decides it.
+	PlainFieldsInline bool
+}
+
+// InlinePlainFields reports PlainFieldsInline to the generated executor.
+func (r *Resolver) InlinePlainFields() bool { return r.PlainFieldsInline }
+
+// inlinePlainFields reports whether the generated executor may read plain
+// fields inline for the resolver root r (see graph/internal/gen).
+func inlinePlainFields(r ResolverRoot) bool {
+	p, ok := r.(interface{ InlinePlainFields() bool })
+	return ok && p.InlinePlainFields()
 }

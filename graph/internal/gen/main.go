@@ -26,6 +26,15 @@
 // and the heap copy per field that FieldSet.MarshalGQL makes (about 800
 // allocations for the reference operation).
 //
+// A fourth rewrite reads plain fields inline: a field bound to a struct
+// field, without resolver, arguments or directives, whose type is a scalar
+// or an enum, cannot fail, so what graphql.ResolveField does for it (a field
+// context, a context value, closures, the value boxed twice, the field
+// middleware) serves only field middleware. Its function gets a first
+// branch that marshals the struct field directly when the resolver root
+// says no extension intercepts fields (graph.inlinePlainFields); otherwise
+// it goes through ResolveField as before.
+//
 // The rewrites are strict: if gqlgen's output no longer has the shape they
 // expect, gen fails rather than leave the code half rewritten.
 //
@@ -38,6 +47,7 @@ import (
 	"go/format"
 	"io/fs"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -73,7 +83,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	out, err := rewriteLists(src, lists.lists)
+	out, err := rewriteLists(src, lists.lists, lists.plain)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.Exec.Filename, err)
 	}
@@ -94,8 +104,14 @@ type objectList struct {
 
 // listCollector is a gqlgen plugin that reads, from the data gqlgen renders
 // the executor from, every list of objects and its element's concurrent
-// fields.
-type listCollector struct{ lists []objectList }
+// fields, and every plain field.
+type listCollector struct {
+	lists []objectList
+	// plain names the generated functions of the plain fields: fields of
+	// an API object bound to a Go struct field, without resolver,
+	// arguments or directives, whose type is a scalar or an enum.
+	plain []string
+}
 
 var _ plugin.CodeGenerator = (*listCollector)(nil)
 
@@ -130,6 +146,21 @@ func (c *listCollector) GenerateCode(data *codegen.Data) error {
 		c.lists = append(c.lists, l)
 	}
 	sort.Slice(c.lists, func(i, j int) bool { return c.lists[i].marshalFunc < c.lists[j].marshalFunc })
+	for _, o := range data.Objects {
+		if o.Root || strings.HasPrefix(o.Name, "__") {
+			continue
+		}
+		for _, f := range o.Fields {
+			ref := f.TypeReference
+			if f.IsResolver || !f.IsVariable() || len(f.Args) > 0 || len(f.Directives) > 0 || f.HasHaser ||
+				ref == nil || ref.IsSlice() || ref.Definition == nil ||
+				(ref.Definition.Kind != ast.Scalar && ref.Definition.Kind != ast.Enum) {
+				continue
+			}
+			c.plain = append(c.plain, "_"+o.Name+"_"+f.Name)
+		}
+	}
+	sort.Strings(c.plain)
 	return nil
 }
 
@@ -138,8 +169,9 @@ func (c *listCollector) GenerateCode(data *codegen.Data) error {
 const concurrentCall = "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {"
 
 // rewriteLists replaces, in each list's marshal function of src, the
-// concurrent call with marshalList, and formats the result.
-func rewriteLists(src []byte, lists []objectList) ([]byte, error) {
+// concurrent call with marshalList, applies the other rewrites, and formats
+// the result.
+func rewriteLists(src []byte, lists []objectList, plain []string) ([]byte, error) {
 	s := string(src)
 	for _, l := range lists {
 		head := "func (ec *executionContext) " + l.marshalFunc + "("
@@ -175,6 +207,9 @@ func rewriteLists(src []byte, lists []objectList) ([]byte, error) {
 		return nil, err
 	}
 	if s, err = rewriteObjectValues(s); err != nil {
+		return nil, err
+	}
+	if s, err = rewritePlainFields(s, plain); err != nil {
 		return nil, err
 	}
 	out, err := format.Source([]byte(s))
@@ -214,6 +249,42 @@ func rewriteObjectValues(s string) (string, error) {
 	}
 	return strings.ReplaceAll(s, objectEnd,
 		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn newObjectValue(fields, out.Values)\n}\n"), nil
+}
+
+// plainField matches gqlgen's function for a field bound to a struct
+// field: the head of the function, the Go expression it reads and the
+// marshal function it hands the value to.
+var plainField = regexp.MustCompile(`(?m)^(func \(ec \*executionContext\) (_[A-Za-z0-9_]+)\(ctx context\.Context, field graphql\.CollectedField, obj [^)]+\) \(ret graphql\.Marshaler\) \{\n)` +
+	`\treturn graphql\.ResolveField\(\n\t\tctx,\n\t\tec\.OperationContext,\n\t\tfield,\n` +
+	`\t\tfunc\(ctx context\.Context, field graphql\.CollectedField\) \(\*graphql\.FieldContext, error\) \{\n\t\t\treturn ec\.fieldContext_[A-Za-z0-9_]+\(ctx, field\)\n\t\t\},\n` +
+	`\t\tfunc\(ctx context\.Context\) \(any, error\) \{\n\t\t\treturn (obj\.[A-Za-z0-9_]+), nil\n\t\t\},\n` +
+	`\t\tnil,\n` +
+	`\t\tfunc\(ctx context\.Context, selections ast\.SelectionSet, v [^)]+\) graphql\.Marshaler \{\n\t\t\treturn (ec\.[^\s(]+)\(ctx, selections, v\)\n`)
+
+// rewritePlainFields gives each plain field's function a first branch that,
+// when the resolver root allows it (graph.inlinePlainFields), marshals the
+// struct field directly instead of going through graphql.ResolveField.
+func rewritePlainFields(s string, plain []string) (string, error) {
+	want := map[string]bool{}
+	for _, name := range plain {
+		want[name] = true
+	}
+	done := map[string]bool{}
+	s = plainField.ReplaceAllStringFunc(s, func(m string) string {
+		sub := plainField.FindStringSubmatch(m)
+		head, name, expr, marshal := sub[1], sub[2], sub[3], sub[4]
+		if !want[name] {
+			return m
+		}
+		done[name] = true
+		return head + "\tif inlinePlainFields(ec.Resolvers) {\n\t\treturn " + marshal + "(ctx, field.Selections, " + expr + ")\n\t}\n" + m[len(head):]
+	})
+	for _, name := range plain {
+		if !done[name] {
+			return "", fmt.Errorf("plain field %s: its function does not have the shape expected; gqlgen's field template changed", name)
+		}
+	}
+	return s, nil
 }
 
 func lcFirst(s string) string {
