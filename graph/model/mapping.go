@@ -47,8 +47,10 @@ func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 		maxPage:        m.MaxPageSize,
 	}
 	group.KnownVersions = make([]*ImageVersion, len(g.Data))
+	slab := newVersionSlab(g.Data)
 	for i := range g.Data {
-		v := m.Version(&g.Data[i])
+		v := &slab.versions[i]
+		m.fillVersion(v, &g.Data[i], slab)
 		v.GroupID = g.GroupId
 		v.Parent = group
 		group.KnownVersions[i] = v
@@ -61,7 +63,15 @@ func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
 
 // Version maps one version. Its GroupID and Parent are left to the caller.
 func (m Mapper) Version(img *upstream.Image) *ImageVersion {
-	v := &ImageVersion{
+	v := &ImageVersion{}
+	m.fillVersion(v, img, nil)
+	return v
+}
+
+// fillVersion maps img into v, taking the values v's pointers point at
+// from slab when there is one.
+func (m Mapper) fillVersion(v *ImageVersion, img *upstream.Image, slab *versionSlab) {
+	*v = ImageVersion{
 		ImageID:            img.CompShareImageId,
 		Name:               img.Name,
 		VersionName:        img.VersionName,
@@ -74,27 +84,90 @@ func (m Mapper) Version(img *upstream.Image) *ImageVersion {
 		IsFree:             img.Price == 0,
 		Tags:               nonNil(img.Tags),
 		SupportedGpuTypes:  nonNil(img.SupportedGpuTypes),
-		CoverURL:           optional(img.Cover),
+		CoverURL:           slab.optional(img.Cover),
 		IsContainer:        img.Container == upstream.ContainerTrue,
 		AutoStart:          img.AutoStart,
 		CreatedAt:          unix(img.CreateTime),
 		UpdatedAt:          unix(img.UpdateTime),
 		SizeMB:             int(img.Size),
 		Readme:             img.Readme,
-		QrCodeURL:          optional(img.QrCodeUrl),
-		SoftwarePorts:      make([]*SoftwarePort, len(img.SoftwarePorts)),
+		QrCodeURL:          slab.optional(img.QrCodeUrl),
+		SoftwarePorts:      slab.ports(img.SoftwarePorts),
 	}
 	if img.PubTime != 0 {
-		t := unix(img.PubTime)
-		v.PublishedAt = &t
-	}
-	for i, p := range img.SoftwarePorts {
-		v.SoftwarePorts[i] = &SoftwarePort{Software: p.Software, Port: p.Port}
+		v.PublishedAt = slab.time(unix(img.PubTime))
 	}
 	if img.Container != upstream.ContainerTrue && img.Container != upstream.ContainerFalse {
 		m.warn("Container", img.Container, img.CompShareImageId)
 	}
-	return v
+}
+
+// versionSlab holds the versions of one group and the values their pointer
+// fields point at, each kind in one array, so that mapping a group costs a
+// handful of allocations instead of several per version. Its slices are
+// made at their final length or capacity and never grow, so pointers into
+// them stay valid. A nil *versionSlab allocates each value on its own.
+type versionSlab struct {
+	versions []ImageVersion
+	times    []time.Time
+	strs     []string
+	portVals []SoftwarePort
+	portRefs []*SoftwarePort
+}
+
+func newVersionSlab(imgs []upstream.Image) *versionSlab {
+	nPorts := 0
+	for i := range imgs {
+		nPorts += len(imgs[i].SoftwarePorts)
+	}
+	return &versionSlab{
+		versions: make([]ImageVersion, len(imgs)),
+		times:    make([]time.Time, 0, len(imgs)),
+		strs:     make([]string, 0, 2*len(imgs)),
+		portVals: make([]SoftwarePort, 0, nPorts),
+		portRefs: make([]*SoftwarePort, 0, nPorts),
+	}
+}
+
+// optional returns a pointer to s, or nil for an empty s.
+func (s *versionSlab) optional(str string) *string {
+	if str == "" {
+		return nil
+	}
+	if s == nil {
+		return ptr(str)
+	}
+	s.strs = append(s.strs, str)
+	return &s.strs[len(s.strs)-1]
+}
+
+func (s *versionSlab) time(t time.Time) *time.Time {
+	if s == nil {
+		return ptr(t)
+	}
+	s.times = append(s.times, t)
+	return &s.times[len(s.times)-1]
+}
+
+// ptr returns a pointer to a fresh copy of v. It is apart from the slab's
+// methods so that only this path moves its argument to the heap.
+func ptr[T any](v T) *T { return &v }
+
+// ports maps a version's software ports; never nil.
+func (s *versionSlab) ports(in []upstream.SoftwarePort) []*SoftwarePort {
+	if s == nil {
+		out := make([]*SoftwarePort, len(in))
+		for i, p := range in {
+			out[i] = &SoftwarePort{Software: p.Software, Port: p.Port}
+		}
+		return out
+	}
+	start := len(s.portRefs)
+	for _, p := range in {
+		s.portVals = append(s.portVals, SoftwarePort{Software: p.Software, Port: p.Port})
+		s.portRefs = append(s.portRefs, &s.portVals[len(s.portVals)-1])
+	}
+	return s.portRefs[start:len(s.portRefs):len(s.portRefs)]
 }
 
 func (m Mapper) groupStatus(g *upstream.ImageGroup) ImageGroupStatus {
@@ -180,13 +253,6 @@ func LatestAvailable(vs []*ImageVersion) *ImageVersion {
 }
 
 func unix(s int64) time.Time { return time.Unix(s, 0).UTC() }
-
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
 
 func nonNil(s []string) []string {
 	if s == nil {
