@@ -21,10 +21,3 @@ type Resolver struct {
 
 // InlinePlainFields reports PlainFieldsInline to the generated executor.
 func (r *Resolver) InlinePlainFields() bool { return r.PlainFieldsInline }
-
-// inlinePlainFields reports whether the generated executor may read plain
-// fields inline for the resolver root r (see graph/internal/gen).
-func inlinePlainFields(r ResolverRoot) bool {
-	p, ok := r.(interface{ InlinePlainFields() bool })
-	return ok && p.InlinePlainFields()
-}

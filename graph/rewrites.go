@@ -1,5 +1,11 @@
 package graph
 
+// This file holds what graph/internal/gen's rewrites of generated.go call:
+// lists of plain reads marshalled in the calling goroutine (marshalList),
+// @defer bookkeeping only for deferred fields (deferredGroup), objects
+// written without gqlgen's per-object map (objectValue), and the switch for
+// reading plain fields inline (inlinePlainFields).
+
 import (
 	"context"
 	"io"
@@ -117,4 +123,11 @@ func seenAlias(fields []graphql.CollectedField, alias string) bool {
 		}
 	}
 	return false
+}
+
+// inlinePlainFields reports whether the generated executor may read plain
+// fields inline for the resolver root r: see Resolver.PlainFieldsInline.
+func inlinePlainFields(r ResolverRoot) bool {
+	p, ok := r.(interface{ InlinePlainFields() bool })
+	return ok && p.InlinePlainFields()
 }
