@@ -89,8 +89,13 @@ type Loaders struct {
 	groups *dataloader.Loader[string, *model.ImageGroup]
 	// versions loads a version by CompShareImageId; nil when none.
 	versions *dataloader.Loader[string, *model.ImageVersion]
-	// immediate: no batch window, loads are dispatched as they are made.
+	// immediate: no batch window, loads are dispatched as they are made,
+	// and a lone load runs on its caller's goroutine (see claimCache).
 	immediate bool
+	// The loaders' caches.
+	pageCache    *claimCache[Query, *Page]
+	groupCache   *claimCache[string, *model.ImageGroup]
+	versionCache *claimCache[string, *model.ImageVersion]
 }
 
 // DefaultBatchWait is the loaders' default batch window: none. Every key of
@@ -117,9 +122,12 @@ type LoaderOptions struct {
 // NewLoaders returns a fresh set of loaders over svc, for one request.
 func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 	l := &Loaders{
-		svc:       svc,
-		mapper:    model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize},
-		immediate: opt.Wait <= 0,
+		svc:          svc,
+		mapper:       model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize},
+		immediate:    opt.Wait <= 0,
+		pageCache:    newClaimCache[Query, *Page](),
+		groupCache:   newClaimCache[string, *model.ImageGroup](),
+		versionCache: newClaimCache[string, *model.ImageVersion](),
 	}
 	// With no window the batch is flushed by hand right after its loads;
 	// the loader's own timer is only a backstop.
@@ -127,9 +135,12 @@ func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 	if l.immediate {
 		wait = time.Second
 	}
-	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[Query, *Page](wait))
-	l.groups = dataloader.NewBatchedLoader(l.loadGroups, dataloader.WithWait[string, *model.ImageGroup](wait))
-	l.versions = dataloader.NewBatchedLoader(l.loadVersions, dataloader.WithWait[string, *model.ImageVersion](wait))
+	l.pages = dataloader.NewBatchedLoader(l.loadPages,
+		dataloader.WithWait[Query, *Page](wait), dataloader.WithCache[Query, *Page](l.pageCache))
+	l.groups = dataloader.NewBatchedLoader(l.loadGroups,
+		dataloader.WithWait[string, *model.ImageGroup](wait), dataloader.WithCache[string, *model.ImageGroup](l.groupCache))
+	l.versions = dataloader.NewBatchedLoader(l.loadVersions,
+		dataloader.WithWait[string, *model.ImageVersion](wait), dataloader.WithCache[string, *model.ImageVersion](l.versionCache))
 	return l
 }
 
@@ -167,14 +178,22 @@ func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler 
 
 // Page loads the page of q; identical Queries in one request share one call.
 func (l *Loaders) Page(ctx context.Context, q Query) (*Page, error) {
-	th := l.pages.Load(ctx, q)
-	dispatch(l, l.pages)
-	return th()
+	if l.immediate {
+		return loadAlone(ctx, l.pageCache, q, l.fetchPage)
+	}
+	return l.pages.Load(ctx, q)()
 }
 
 // Pages loads several pages at once, so that they go out in one batch, and
 // returns them in the order of qs.
 func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
+	if len(qs) == 1 {
+		p, err := l.Page(ctx, qs[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*Page{p}, nil
+	}
 	thunks := make([]dataloader.Thunk[*Page], len(qs))
 	for i, q := range qs {
 		thunks[i] = l.pages.Load(ctx, q)
@@ -193,7 +212,10 @@ func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
 
 // Group loads the group with every version; nil when it does not exist.
 func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup, error) {
-	return l.GroupThunks(ctx, []string{groupID})[0]()
+	if l.immediate {
+		return loadAlone(ctx, l.groupCache, groupID, l.fetchGroup)
+	}
+	return l.groups.Load(ctx, groupID)()
 }
 
 // GroupThunks starts loading several groups at once, so that they go out in
@@ -209,9 +231,10 @@ func (l *Loaders) GroupThunks(ctx context.Context, ids []string) []dataloader.Th
 
 // Version loads one version; nil when it does not exist.
 func (l *Loaders) Version(ctx context.Context, imageID string) (*model.ImageVersion, error) {
-	th := l.versions.Load(ctx, imageID)
-	dispatch(l, l.versions)
-	return th()
+	if l.immediate {
+		return loadAlone(ctx, l.versionCache, imageID, l.fetchVersion)
+	}
+	return l.versions.Load(ctx, imageID)()
 }
 
 // call makes one upstream call, maps it and primes the loaders with what it
@@ -284,29 +307,38 @@ func loadEach[K comparable, V any](ctx context.Context, keys []K, fn func(contex
 }
 
 func (l *Loaders) loadPages(ctx context.Context, qs []Query) []*dataloader.Result[*Page] {
-	return loadEach(ctx, qs, func(ctx context.Context, q Query) (*Page, error) {
-		return l.call(ctx, q.Request())
-	})
+	return loadEach(ctx, qs, l.fetchPage)
 }
 
 func (l *Loaders) loadGroups(ctx context.Context, ids []string) []*dataloader.Result[*model.ImageGroup] {
-	return loadEach(ctx, ids, func(ctx context.Context, id string) (*model.ImageGroup, error) {
-		p, err := l.call(ctx, Query{GroupID: id, Limit: 1}.Request())
-		if err != nil {
-			return nil, err
-		}
-		return findGroup(p, id), nil
-	})
+	return loadEach(ctx, ids, l.fetchGroup)
 }
 
 func (l *Loaders) loadVersions(ctx context.Context, ids []string) []*dataloader.Result[*model.ImageVersion] {
-	return loadEach(ctx, ids, func(ctx context.Context, id string) (*model.ImageVersion, error) {
-		p, err := l.call(ctx, Query{ImageID: id, Limit: 1}.Request())
-		if err != nil {
-			return nil, err
-		}
-		return findVersion(p, id), nil
-	})
+	return loadEach(ctx, ids, l.fetchVersion)
+}
+
+// fetchPage makes the upstream call of q.
+func (l *Loaders) fetchPage(ctx context.Context, q Query) (*Page, error) {
+	return l.call(ctx, q.Request())
+}
+
+// fetchGroup fetches a group with every version by GroupId.
+func (l *Loaders) fetchGroup(ctx context.Context, id string) (*model.ImageGroup, error) {
+	p, err := l.call(ctx, Query{GroupID: id, Limit: 1}.Request())
+	if err != nil {
+		return nil, err
+	}
+	return findGroup(p, id), nil
+}
+
+// fetchVersion fetches a version by CompShareImageId.
+func (l *Loaders) fetchVersion(ctx context.Context, id string) (*model.ImageVersion, error) {
+	p, err := l.call(ctx, Query{ImageID: id, Limit: 1}.Request())
+	if err != nil {
+		return nil, err
+	}
+	return findVersion(p, id), nil
 }
 
 func findGroup(p *Page, id string) *model.ImageGroup {

@@ -1,0 +1,134 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// gatedService counts calls and holds each until release is closed.
+type gatedService struct {
+	calls   atomic.Int64
+	started chan struct{}
+	release chan struct{}
+	panics  bool
+}
+
+func (s *gatedService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	s.calls.Add(1)
+	s.started <- struct{}{}
+	<-s.release
+	if s.panics {
+		panic("boom")
+	}
+	return &upstream.DescribeCommunityImagesResponse{TotalCount: 7}, nil
+}
+
+func newGated() *gatedService {
+	return &gatedService{started: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+// TestLoneLoadsShareOneCall: a lone load runs on its caller, and identical
+// loads made while it is in flight, alone or through the loader's batch,
+// wait for it: one upstream call, one answer for all.
+func TestLoneLoadsShareOneCall(t *testing.T) {
+	svc := newGated()
+	l := NewLoaders(svc, LoaderOptions{})
+	ctx := context.Background()
+	q := Query{Limit: 20}
+	var wg sync.WaitGroup
+	results := make([]*Page, 4)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p, err := l.Page(ctx, q)
+		assert.NoError(t, err)
+		results[0] = p
+	}()
+	<-svc.started // the first load is in flight
+	for i := 1; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := l.Page(ctx, q)
+			assert.NoError(t, err)
+			results[i] = p
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ps, err := l.Pages(ctx, []Query{q, {Limit: 20, Offset: 20}})
+		assert.NoError(t, err)
+		results[3] = ps[0]
+	}()
+	<-svc.started // the batch's other page
+	close(svc.release)
+	wg.Wait()
+	assert.Equal(t, int64(2), svc.calls.Load(), "one call for q, one for the other page")
+	for _, p := range results {
+		require.NotNil(t, p)
+		assert.Same(t, results[0], p)
+	}
+	select {
+	case <-svc.started:
+		t.Fatal("a third call was made")
+	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// TestLoneLoadPanicIsItsError: a panic in a lone load is an internal error
+// for its caller and for every load waiting for it.
+func TestLoneLoadPanicIsItsError(t *testing.T) {
+	svc := newGated()
+	svc.panics = true
+	l := NewLoaders(svc, LoaderOptions{})
+	ctx := context.Background()
+	errs := make(chan error, 2)
+	go func() { _, err := l.Group(ctx, "g1"); errs <- err }()
+	<-svc.started
+	go func() { _, err := l.Group(ctx, "g1"); errs <- err }()
+	time.Sleep(5 * time.Millisecond) // let the second load find the first in flight
+	close(svc.release)
+	for range 2 {
+		var intl *internalError
+		assert.True(t, errors.As(<-errs, &intl))
+	}
+	assert.Equal(t, int64(1), svc.calls.Load())
+}
+
+// TestClaimCache: a primed or claimed key is not claimed again, and Set
+// does not replace a claim's future.
+func TestClaimCache(t *testing.T) {
+	c := newClaimCache[string, int]()
+	ctx := context.Background()
+	th, resolve := c.claim("a")
+	require.NotNil(t, resolve)
+	c.Set(ctx, "a", func() (int, error) { return 99, nil })
+	again, none := c.claim("a")
+	assert.Nil(t, none)
+	resolve(1, nil)
+	v, err := again()
+	require.NoError(t, err)
+	assert.Equal(t, 1, v)
+	v, _ = th()
+	assert.Equal(t, 1, v)
+
+	c.Set(ctx, "b", func() (int, error) { return 2, nil })
+	got, none := c.claim("b")
+	assert.Nil(t, none)
+	v, _ = got()
+	assert.Equal(t, 2, v)
+	assert.True(t, c.Delete(ctx, "b"))
+	_, resolve = c.claim("b")
+	assert.NotNil(t, resolve, "a deleted key is claimed afresh")
+	resolve(0, nil)
+}
