@@ -173,6 +173,7 @@ const concurrentCall = "graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, 
 // the result.
 func rewriteLists(src []byte, lists []objectList, plain []string) ([]byte, error) {
 	s := string(src)
+	var err error
 	for _, l := range lists {
 		head := "func (ec *executionContext) " + l.marshalFunc + "("
 		start := strings.Index(s, head)
@@ -202,12 +203,10 @@ func rewriteLists(src []byte, lists []objectList, plain []string) ([]byte, error
 		call := fmt.Sprintf("marshalList(ctx, sel, %s, %s, len(v), func(ctx context.Context, i int) graphql.Marshaler {", l.implementors, fields)
 		s = s[:start] + strings.Replace(body, concurrentCall, call, 1) + s[end:]
 	}
-	s, err := rewriteDeferredGroups(s)
-	if err != nil {
-		return nil, err
-	}
-	if s, err = rewriteObjectValues(s); err != nil {
-		return nil, err
+	for _, r := range objectRewrites {
+		if s, err = r.apply(s); err != nil {
+			return nil, err
+		}
 	}
 	if s, err = rewritePlainFields(s, plain); err != nil {
 		return nil, err
@@ -219,36 +218,45 @@ func rewriteLists(src []byte, lists []objectList, plain []string) ([]byte, error
 	return out, nil
 }
 
-// newDeferredGroup is how gqlgen's object template starts the group of an
-// object's @defer'd fields, right after its field set.
-const newDeferredGroup = "out := graphql.NewFieldSet(fields)\n\tdeferred := graphql.NewDeferredGroup(ctx)\n"
-
-// rewriteDeferredGroups makes every object start its deferred group with
-// graph.deferredGroup, which builds gqlgen's group only when one of the
-// object's collected fields is @defer'd.
-func rewriteDeferredGroups(s string) (string, error) {
-	n := strings.Count(s, "graphql.NewDeferredGroup(ctx)")
-	if n == 0 || strings.Count(s, newDeferredGroup) != n {
-		return "", fmt.Errorf("expected every graphql.NewDeferredGroup(ctx) (%d) right after the object's field set; gqlgen's object template changed", n)
-	}
-	return strings.ReplaceAll(s, newDeferredGroup,
-		"out := graphql.NewFieldSet(fields)\n\tdeferred := deferredGroup(ctx, fields)\n"), nil
+// objectRewrite replaces, in every object's marshal function, one run of
+// gqlgen's object template (old) with new. anchor is a line every such
+// function holds once, so that an object whose template no longer matches
+// old fails the rewrite instead of being skipped.
+type objectRewrite struct {
+	anchor, old, new string
+	// expected says where old should stand, for the error.
+	expected string
 }
 
-// objectEnd is how gqlgen's object template ends a function that returns
-// the object's field set.
-const objectEnd = "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n"
+// objectRewrites are the rewrites of every object:
+//
+//   - graph.deferredGroup starts the object's group of @defer'd fields,
+//     building gqlgen's group only when one of its collected fields is
+//     deferred;
+//   - the object returns graph.newObjectValue over its collected fields and
+//     values instead of its *graphql.FieldSet, whose MarshalGQL builds a map
+//     per object and copies every field to the heap.
+var objectRewrites = []objectRewrite{
+	{
+		anchor:   "graphql.NewDeferredGroup(ctx)",
+		old:      "out := graphql.NewFieldSet(fields)\n\tdeferred := graphql.NewDeferredGroup(ctx)\n",
+		new:      "out := graphql.NewFieldSet(fields)\n\tdeferred := deferredGroup(ctx, fields)\n",
+		expected: "graphql.NewDeferredGroup(ctx) right after the object's field set",
+	},
+	{
+		anchor:   "ec.ProcessDeferredGroup(deferred)",
+		old:      "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn out\n}\n",
+		new:      "\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn newObjectValue(fields, out.Values)\n}\n",
+		expected: "every object to end by returning its field set",
+	},
+}
 
-// rewriteObjectValues makes every object return graph.newObjectValue over
-// its collected fields and values instead of its *graphql.FieldSet, whose
-// MarshalGQL builds a map per object and copies every field to the heap.
-func rewriteObjectValues(s string) (string, error) {
-	n := strings.Count(s, "ec.ProcessDeferredGroup(deferred)")
-	if n == 0 || strings.Count(s, objectEnd) != n {
-		return "", fmt.Errorf("expected every object (%d) to end by returning its field set; gqlgen's object template changed", n)
+func (r objectRewrite) apply(s string) (string, error) {
+	n := strings.Count(s, r.anchor)
+	if n == 0 || strings.Count(s, r.old) != n {
+		return "", fmt.Errorf("expected %s (%d objects); gqlgen's object template changed", r.expected, n)
 	}
-	return strings.ReplaceAll(s, objectEnd,
-		"\t\tec.ProcessDeferredGroup(deferred)\n\t}\n\n\treturn newObjectValue(fields, out.Values)\n}\n"), nil
+	return strings.ReplaceAll(s, r.old, r.new), nil
 }
 
 // plainField matches gqlgen's function for a field bound to a struct
