@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/graph-gophers/dataloader/v7"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
@@ -168,15 +167,15 @@ func fullGroups(ctx context.Context, groups []*model.ImageGroup) []*model.ImageG
 	}
 	thunks := For(ctx).GroupThunks(ctx, ids)
 	for j, i := range missing {
-		out[i] = completeGroup(groups[i], thunks[j])
+		full, err := thunks[j]()
+		out[i] = completeGroup(groups[i], full, err)
 	}
 	return out
 }
 
-// completeGroup waits for load, the full version of g, and returns what
-// should stand for g: the full group, or g carrying the error.
-func completeGroup(g *model.ImageGroup, load dataloader.Thunk[*model.ImageGroup]) *model.ImageGroup {
-	full, err := load()
+// completeGroup returns what should stand for g given the outcome of
+// loading its full version: the full group, or g carrying the error.
+func completeGroup(g *model.ImageGroup, full *model.ImageGroup, err error) *model.ImageGroup {
 	switch {
 	case err != nil:
 		return g.WithVersionsError(err)
@@ -198,7 +197,8 @@ func versionGroup(ctx context.Context, v *model.ImageVersion) (*model.ImageGroup
 	if v.Parent.Complete || !readsVersions(graphql.GetOperationContext(ctx), graphql.GetFieldContext(ctx).Field.Selections) {
 		return v.Parent, nil
 	}
-	return completeGroup(v.Parent, loaders.GroupThunks(ctx, []string{v.GroupID})[0]), nil
+	full, err := loaders.Group(ctx, v.GroupID)
+	return completeGroup(v.Parent, full, err), nil
 }
 
 // groupImplementors are the types a selection on an ImageGroup may name in
