@@ -27,55 +27,10 @@ wrk.method = "POST"
 wrk.body = form
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 
--- Each wrk thread runs its own Lua state; setup() keeps the threads so that
--- done() can add up their counters.
-local threads = {}
-
-function setup(thread)
-   table.insert(threads, thread)
-end
-
-function init(args)
-   responses = 0
-   non200 = 0
-   errors = 0
-   first_bad = ""
-end
+-- The counters and done() are results.lua's, next to this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "results.lua")
 
 function response(status, headers, body)
-   responses = responses + 1
-   local bad = false
-   if status ~= 200 then
-      non200 = non200 + 1
-      bad = true
-   elseif body == nil or not string.find(body, '"RetCode":0', 1, true) then
-      errors = errors + 1
-      bad = true
-   end
-   if bad and first_bad == "" then
-      first_bad = status .. " " .. string.sub(body or "", 1, 300)
-   end
-end
-
-function done(summary, latency, requests)
-   local n, bad_status, bad_body, sample = 0, 0, 0, ""
-   for _, t in ipairs(threads) do
-      n = n + t:get("responses")
-      bad_status = bad_status + t:get("non200")
-      bad_body = bad_body + t:get("errors")
-      local s = t:get("first_bad")
-      if sample == "" and s ~= nil then sample = s end
-   end
-   local e = summary.errors
-   io.write(string.format(
-      "LOAD_RESULT requests=%d responses=%d non200=%d errors=%d " ..
-      "socket_errors=%d duration_us=%d p50_us=%d p90_us=%d p99_us=%d " ..
-      "mean_us=%.0f max_us=%d\n",
-      summary.requests, n, bad_status, bad_body,
-      e.connect + e.read + e.write + e.timeout,
-      summary.duration, latency:percentile(50), latency:percentile(90),
-      latency:percentile(99), latency.mean, latency.max))
-   if sample ~= "" then
-      io.write("LOAD_FIRST_BAD " .. sample .. "\n")
-   end
+   record(status, body, status ~= 200,
+      status == 200 and (body == nil or not string.find(body, '"RetCode":0', 1, true)))
 end
