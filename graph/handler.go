@@ -61,12 +61,6 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		cfg.QueryCacheSize = 1000
 	}
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
-	for _, ext := range cfg.Extensions {
-		if _, ok := ext.(graphql.FieldInterceptor); ok {
-			// It must see every field: no field is read inline.
-			resolver.PlainFieldsInline = false
-		}
-	}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: resolver}))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
@@ -82,6 +76,10 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	srv.AroundRootFields(introspectionGate)
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)
+		if _, ok := ext.(graphql.FieldInterceptor); ok {
+			// It must see every field: no field is read inline.
+			resolver.PlainFieldsInline = false
+		}
 	}
 	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
 	srv.SetRecoverFunc(RecoverFunc)
