@@ -201,14 +201,11 @@ func versionGroup(ctx context.Context, v *model.ImageVersion) (*model.ImageGroup
 	return completeGroup(v.Parent, full, err), nil
 }
 
-// groupImplementors are the types a selection on an ImageGroup may name in
-// its fragments' type conditions.
-var groupImplementors = []string{"ImageGroup", "Node", "_Entity"}
-
 // readsVersions reports whether a selection on an ImageGroup reads fields
-// that need every version of the group.
+// that need every version of the group (imageGroupImplementors, from
+// generated.go, are the type conditions its fragments may name).
 func readsVersions(oc *graphql.OperationContext, sel ast.SelectionSet) bool {
-	for _, f := range graphql.CollectFields(oc, sel, groupImplementors) {
+	for _, f := range graphql.CollectFields(oc, sel, imageGroupImplementors) {
 		if f.Name == "versions" || f.Name == "latestVersion" {
 			return true
 		}
@@ -238,7 +235,7 @@ func groupConnectionSelection(ctx context.Context) connectionSelection {
 			s.fullVersions = s.fullVersions || readsVersions(oc, f.Selections)
 		case "edges":
 			s.items = true
-			for _, e := range graphql.CollectFields(oc, f.Selections, []string{"ImageGroupEdge"}) {
+			for _, e := range graphql.CollectFields(oc, f.Selections, imageGroupEdgeImplementors) {
 				if e.Name == "node" {
 					s.fullVersions = s.fullVersions || readsVersions(oc, e.Selections)
 				}
