@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/playground"
 	"github.com/compshare/imagegraph/upstream"
@@ -506,7 +507,7 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 					panic(p)
 				}
 				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				graph.WriteError(w, http.StatusInternalServerError, "internal error", graph.CodeInternal)
+				gqlhttp.WriteError(w, http.StatusInternalServerError, "internal error", gqlhttp.CodeInternal)
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -518,7 +519,7 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 func withBodyLimit(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			graph.WriteError(w, http.StatusRequestEntityTooLarge,
+			gqlhttp.WriteError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body larger than %d bytes", limit), graph.CodeBadUserInput)
 			return
 		}

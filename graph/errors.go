@@ -2,16 +2,17 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
 )
@@ -22,7 +23,7 @@ const (
 	CodeUpstreamError       = "UPSTREAM_ERROR"
 	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
 	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
-	CodeInternal            = "INTERNAL_SERVER_ERROR"
+	CodeInternal            = gqlhttp.CodeInternal
 	CodeForbidden           = "FORBIDDEN"
 )
 
@@ -46,15 +47,36 @@ type internalError struct {
 
 func (e *internalError) Error() string { return fmt.Sprintf("panic: %v", e.cause) }
 
+// CodedError is an error of another layer (the operation limits, the
+// client limits, the cache) that names the code clients see. The presenter
+// shows its message and code, and the extensions it offers when it also has
+// an ErrorExtensions() map[string]any method.
+type CodedError interface {
+	error
+	ErrorCode() string
+}
+
+type extendedError interface {
+	ErrorExtensions() map[string]any
+}
+
 // ErrorPresenter is the one place that decides what a client sees of an
 // error: known errors get an extensions.code, anything else becomes
 // "internal error" and a log line. Upstream errors never carry secrets.
 func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return errorPresenter(log, false)
+}
+
+// errorPresenter is ErrorPresenter; hideSuggestions drops the "Did you
+// mean …?" that validation messages add, which would name parts of a schema
+// whose introspection is off.
+func errorPresenter(log *slog.Logger, hideSuggestions bool) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var (
 			input  *UserInputError
 			forbid *ForbiddenError
+			coded  CodedError
 			api    *upstream.APIError
 		)
 		switch {
@@ -64,6 +86,17 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.As(err, &forbid):
 			gerr.Message = forbid.Message
 			setCode(gerr, CodeForbidden)
+		case errors.As(err, &coded):
+			gerr.Message = coded.Error()
+			setCode(gerr, coded.ErrorCode())
+			var ext extendedError
+			if errors.As(err, &ext) {
+				for k, v := range ext.ErrorExtensions() {
+					if k != "code" {
+						gerr.Extensions[k] = v
+					}
+				}
+			}
 		case errors.As(err, &api):
 			presentAPIError(gerr, api)
 		case isGraphQLError(err):
@@ -72,11 +105,22 @@ func ErrorPresenter(log *slog.Logger) graphql.ErrorPresenterFunc {
 			if gerr.Extensions == nil || gerr.Extensions["code"] == nil {
 				setCode(gerr, CodeBadUserInput)
 			}
+			if hideSuggestions {
+				gerr.Message = withoutSuggestions(gerr.Message)
+			}
 		default:
 			return internal(ctx, log, gerr, err)
 		}
 		return gerr
 	}
+}
+
+// suggestion matches the hints gqlparser appends to validation messages:
+// ` Did you mean "name"?`, ` Did you mean the enum value "DESC"?`.
+var suggestion = regexp.MustCompile(` ?Did you mean [^?]*\?`)
+
+func withoutSuggestions(msg string) string {
+	return strings.TrimSpace(suggestion.ReplaceAllString(msg, ""))
 }
 
 // isGraphQLError reports whether err is an error gqlgen itself produced about
@@ -127,19 +171,6 @@ func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err e
 		Locations:  gerr.Locations,
 		Extensions: map[string]any{"code": CodeInternal},
 	}
-}
-
-// WriteError answers a request that failed outside the executor (a body too
-// large, a recovered panic) with a GraphQL response holding one error with
-// a stable code, so that clients parse every failure the same way.
-func WriteError(w http.ResponseWriter, status int, message, code string) {
-	// No "data": the request did not reach execution.
-	body, _ := json.Marshal(struct {
-		Errors gqlerror.List `json:"errors"`
-	}{gqlerror.List{{Message: message, Extensions: map[string]any{"code": code}}}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }
 
 func setCode(gerr *gqlerror.Error, code string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
 )
 
@@ -23,23 +24,34 @@ type HandlerConfig struct {
 	Log *slog.Logger
 	// MaxPageSize bounds first and last (default 500).
 	MaxPageSize int
-	// Introspection turns schema introspection on.
+	// Introspection turns schema introspection on. With it off, validation
+	// errors no longer suggest field, argument, type or value names.
 	Introspection bool
 	// FederationSecret, when set, lets a request carrying it in the
 	// X-Federation-Secret header read `_service` (and introspect) even
 	// with Introspection off: the way a federation router composes.
 	FederationSecret string
 	// DeduplicateOperations makes identical concurrent requests share one
-	// execution (see dedupeOperations).
+	// execution (see gqlhttp.Deduplicate).
 	DeduplicateOperations bool
+	// DedupeVary, when set, returns what else must match for two requests
+	// to share an execution (the client a rate limit charges, say).
+	DedupeVary func(*http.Request) string
 	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
-	// QueryCacheSize bounds the parsed-query cache (default 1000 documents).
+	// QueryCache holds parsed and validated documents; the default is an
+	// LRU of QueryCacheSize documents. Share it with an extension that must
+	// know whether a document was seen before.
+	QueryCache graphql.Cache[*ast.QueryDocument]
+	// QueryCacheSize bounds the default query cache (default 1000 documents).
 	QueryCacheSize int
-	// Extensions are added after the built-in ones: the place for query cost
-	// limits, tracing or metrics. One that intercepts fields
-	// (graphql.FieldInterceptor) turns off the inline reading of plain
-	// fields, so that it sees every field.
+	// ParserTokenLimit stops the parser at this many tokens (0: no limit);
+	// a longer document is a GRAPHQL_PARSE_FAILED request error.
+	ParserTokenLimit int
+	// Extensions are added after the built-in ones, in order: the place
+	// for persisted operations, operation limits, tracing or metrics. One
+	// that intercepts fields (graphql.FieldInterceptor) turns off the
+	// inline reading of plain fields, so that it sees every field.
 	Extensions []graphql.HandlerExtension
 }
 
@@ -51,6 +63,20 @@ const DefaultMaxPageSize = model.DefaultMaxPageSize
 // recovery, fresh loaders for every request, and the status codes the
 // GraphQL-over-HTTP spec asks for.
 func NewHandler(cfg HandlerConfig) http.Handler {
+	srv, resolver := newServer(cfg)
+	h := gqlhttp.SpecStatus(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, srv))
+	if cfg.DeduplicateOperations {
+		h = gqlhttp.Deduplicate(gqlhttp.DedupeOptions{
+			Log:     cfg.Log,
+			Headers: []string{FederationSecretHeader},
+			Vary:    cfg.DedupeVary,
+		}, h)
+	}
+	return h
+}
+
+// newServer builds gqlgen's server for cfg.
+func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -60,12 +86,19 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.QueryCacheSize <= 0 {
 		cfg.QueryCacheSize = 1000
 	}
+	if cfg.QueryCache == nil {
+		cfg.QueryCache = lru.New[*ast.QueryDocument](cfg.QueryCacheSize)
+	}
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: resolver}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(postTransport{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](cfg.QueryCacheSize))
+	srv.AddTransport(gqlhttp.GET{})
+	srv.AddTransport(gqlhttp.POST{})
+	srv.SetQueryCache(cfg.QueryCache)
+	srv.SetParserTokenLimit(cfg.ParserTokenLimit)
+	// Suggestions name fields and types: with introspection off they would
+	// leak the schema it hides.
+	srv.SetDisableSuggestion(!cfg.Introspection)
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	} else if cfg.FederationSecret != "" {
@@ -81,11 +114,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 			resolver.PlainFieldsInline = false
 		}
 	}
-	srv.SetErrorPresenter(ErrorPresenter(cfg.Log))
+	srv.SetErrorPresenter(errorPresenter(cfg.Log, !cfg.Introspection))
 	srv.SetRecoverFunc(RecoverFunc)
-	h := overHTTP(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cfg.MaxPageSize}, srv))
-	if cfg.DeduplicateOperations {
-		h = dedupeOperations(cfg.Log, h)
-	}
-	return h
+	return srv, resolver
 }

@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 func TestDedupeRecoversPanics(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	h := dedupeOperations(slog.New(slog.NewJSONHandler(&logs, nil)),
+	h := Deduplicate(DedupeOptions{Log: slog.New(slog.NewJSONHandler(&logs, nil))},
 		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("kaboom") }))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"{ __typename }"}`)))

@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// overHTTP brings gqlgen's transports in line with the SHOULDs of the
+// SpecStatus brings gqlgen's transports in line with the SHOULDs of the
 // GraphQL-over-HTTP spec that they miss, for request errors (parse,
 // validation, variable coercion) only:
 //
@@ -17,7 +17,7 @@ import (
 //     without a "data" entry, where gqlgen writes "data": null.
 //
 // Successful responses pass through untouched and unbuffered.
-func overHTTP(next http.Handler) http.Handler {
+func SpecStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &specWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)

@@ -1,4 +1,4 @@
-package graph
+package gqlhttp
 
 import (
 	"bytes"
@@ -18,22 +18,39 @@ import (
 // dedupeTimeout bounds a shared execution that every requester has left.
 const dedupeTimeout = 2 * time.Minute
 
-// dedupeOperations makes identical concurrent GraphQL requests share one
+// DedupeOptions tune Deduplicate.
+type DedupeOptions struct {
+	// Log receives panics of a shared execution.
+	Log *slog.Logger
+	// Headers are the request headers, besides Accept and Content-Type,
+	// that can change an answer (a federation router's secret, say):
+	// requests that differ in them never share an execution.
+	Headers []string
+	// Vary, when set, returns more of what can change the answer of r (or
+	// what must not be shared, such as the client a rate limit charges);
+	// requests for which it differs never share an execution.
+	Vary func(r *http.Request) string
+}
+
+// Deduplicate makes identical concurrent GraphQL requests share one
 // execution: a request that arrives while an identical one (same method,
-// query string, body, and the headers that can change the answer: Accept,
-// Content-Type and the federation secret) is executing waits for it and gets
-// the same status, headers and body. It is in-flight deduplication, not a
-// cache: nothing is kept once the execution ends, and the next request
-// executes afresh. The API is read-only and its answers do not depend on who
-// asks (every caller reads the catalogue through the server's one account),
-// which is what makes sharing an answer safe; it is the GraphQL-level twin of
-// the upstream client's coalescing of identical calls.
+// query string, body, Accept and Content-Type, the headers opts names, and
+// opts.Vary) is executing waits for it and gets the same status, headers and
+// body. It is in-flight deduplication, not a cache: nothing is kept once the
+// execution ends, and the next request executes afresh. The API is read-only
+// and its answers do not depend on who asks (every caller reads the
+// catalogue through the server's one account), which is what makes sharing
+// an answer safe; it is the GraphQL-level twin of the upstream client's
+// coalescing of identical calls.
 //
 // The first requester executes on its own goroutine (no hand-off on the
 // critical path), detached from its own cancellation and bounded by
 // dedupeTimeout, since others may be waiting for the answer; every other
 // requester waits on its own context.
-func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
+func Deduplicate(opts DedupeOptions, next http.Handler) http.Handler {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	var (
 		mu       sync.Mutex
 		inFlight = map[string]*sharedExecution{}
@@ -50,7 +67,7 @@ func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key := dedupeKey(r, body)
+		key := dedupeKey(r, body, opts)
 		mu.Lock()
 		if ex, ok := inFlight[key]; ok {
 			mu.Unlock()
@@ -66,7 +83,7 @@ func dedupeOperations(log *slog.Logger, next http.Handler) http.Handler {
 		inFlight[key] = ex
 		mu.Unlock()
 
-		ex.rec = execute(log, next, r, body)
+		ex.rec = execute(opts.Log, next, r, body)
 		mu.Lock()
 		delete(inFlight, key)
 		mu.Unlock()
@@ -103,22 +120,25 @@ func execute(log *slog.Logger, next http.Handler, r *http.Request, body []byte) 
 }
 
 // dedupeKey identifies a request by everything that can change its answer.
-func dedupeKey(r *http.Request, body []byte) string {
+func dedupeKey(r *http.Request, body []byte, opts DedupeOptions) string {
 	h := sha256.New()
-	for _, s := range []string{
-		r.Method, r.URL.RawQuery,
-		r.Header.Get("Accept"), r.Header.Get("Content-Type"), r.Header.Get(FederationSecretHeader),
-	} {
+	write := func(s string) {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	write(r.Method)
+	write(r.URL.RawQuery)
+	write(r.Header.Get("Accept"))
+	write(r.Header.Get("Content-Type"))
+	for _, name := range opts.Headers {
+		write(r.Header.Get(name))
+	}
+	if opts.Vary != nil {
+		write(opts.Vary(r))
 	}
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // recorder keeps a response so that every requester of a shared execution
 // can be given it.

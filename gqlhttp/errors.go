@@ -1,0 +1,26 @@
+package gqlhttp
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// CodeInternal is the code of an answer to a request that failed for a
+// reason of the server's own (a recovered panic).
+const CodeInternal = "INTERNAL_SERVER_ERROR"
+
+// WriteError answers a request that failed outside the executor (a body too
+// large, a recovered panic, a missing API key) with a GraphQL response
+// holding one error with a stable code, so that clients parse every failure
+// the same way. It has no "data": the request did not reach execution.
+func WriteError(w http.ResponseWriter, status int, message, code string) {
+	body, _ := json.Marshal(struct {
+		Errors gqlerror.List `json:"errors"`
+	}{gqlerror.List{{Message: message, Extensions: map[string]any{"code": code}}}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

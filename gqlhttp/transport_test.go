@@ -1,0 +1,242 @@
+package gqlhttp_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/gqlhttp"
+	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// cannedService answers every call with the same two groups, or fails.
+type cannedService struct{ fail bool }
+
+func (s cannedService) DescribeCommunityImages(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	if s.fail {
+		return nil, &upstream.APIError{Kind: upstream.KindRetCode, RetCode: 230, Message: "no such thing"}
+	}
+	return &upstream.DescribeCommunityImagesResponse{TotalCount: 2, CompshareImageGroup: []upstream.ImageGroup{
+		{GroupId: "g1", ImageName: "<b>One</b> & \u4e00", Data: []upstream.Image{{CompShareImageId: "i1", Name: "v1", Status: "Available", PubTime: 5}}},
+		{GroupId: "g2", ImageName: "Two", Data: []upstream.Image{{CompShareImageId: "i2", Name: "v2"}}},
+	}}, nil
+}
+
+// serverWith is the API with post as its POST transport.
+func serverWith(post graphql.Transport, svc graph.Service) http.Handler {
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{MaxPageSize: graph.DefaultMaxPageSize}}))
+	srv.AddTransport(post)
+	srv.SetErrorPresenter(graph.ErrorPresenter(slog.New(slog.DiscardHandler)))
+	srv.SetRecoverFunc(graph.RecoverFunc)
+	return graph.Middleware(svc, graph.LoaderOptions{}, srv)
+}
+
+// TestPostTransportMatchesGqlgen: for answers that execute and for every
+// kind of request error, gqlhttp.POST gives the same status, media type
+// and JSON as gqlgen's own POST transport.
+func TestPostTransportMatchesGqlgen(t *testing.T) {
+	query := func(q string) string {
+		b, _ := json.Marshal(map[string]any{"query": q})
+		return string(b)
+	}
+	for _, svc := range []cannedService{{}, {fail: true}} {
+		ours, theirs := serverWith(gqlhttp.POST{}, svc), serverWith(transport.POST{}, svc)
+		for _, body := range []string{
+			query(`{ imageGroups(first: 2) { totalCount edges { cursor node { id name versions { totalCount } latestVersion { name publishedAt } } } } }`),
+			query(`{ a: imageGroups(first: 1) { totalCount } b: imageGroups(first: -1) { totalCount } }`),
+			`{"query":"query($n: Int) { imageGroups(first: $n) { totalCount } }","variables":{"n":1}}`,
+			`{"query":"query($n: Int) { imageGroups(first: $n) { totalCount } }","variables":{"n":"x"}}`,
+			`{"query":"{ __typename }","operationName":"Nope"}`,
+			query(`{ imageGroups { nope } }`),
+			query(`{ imageGroups(`),
+			`{"query": 12}`,
+			`not json`,
+			``,
+		} {
+			for _, accept := range []string{"", "application/json", "application/graphql-response+json", "*/*", "text/html", "application/graphql-response+json, application/json"} {
+				do := func(h http.Handler) *httptest.ResponseRecorder {
+					req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					if accept != "" {
+						req.Header.Set("Accept", accept)
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					return rec
+				}
+				got, want := do(ours), do(theirs)
+				name := svcName(svc) + " " + accept + " " + body
+				assert.Equal(t, want.Code, got.Code, name)
+				assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), name)
+				var g, w any
+				require.NoError(t, json.Unmarshal(got.Body.Bytes(), &g), name)
+				require.NoError(t, json.Unmarshal(want.Body.Bytes(), &w), name)
+				assert.Equal(t, sortErrors(w), sortErrors(g), name)
+			}
+		}
+	}
+}
+
+// sortErrors orders a decoded response's errors: root fields resolve
+// concurrently, so their errors come in either order.
+func sortErrors(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	if errs, ok := m["errors"].([]any); ok {
+		key := func(e any) string { b, _ := json.Marshal(e); return string(b) }
+		sort.Slice(errs, func(i, j int) bool { return key(errs[i]) < key(errs[j]) })
+	}
+	return m
+}
+
+func svcName(s cannedService) string {
+	if s.fail {
+		return "failing"
+	}
+	return "ok"
+}
+
+// TestGetTransportMatchesGqlgen: over GET too, answers and request errors
+// are what gqlgen's own GET transport gives.
+func TestGetTransportMatchesGqlgen(t *testing.T) {
+	t.Parallel()
+	for _, svc := range []cannedService{{}, {fail: true}} {
+		ours, theirs := serverWith(gqlhttp.GET{}, svc), serverWith(transport.GET{}, svc)
+		for _, q := range []string{
+			"query=" + url.QueryEscape(`{ imageGroups(first: 2) { totalCount nodes { name } } }`),
+			"query=" + url.QueryEscape(`query($n: Int) { imageGroups(first: $n) { totalCount } }`) + "&variables=" + url.QueryEscape(`{"n":1}`),
+			"query=" + url.QueryEscape(`query($n: Int) { imageGroups(first: $n) { totalCount } }`) + "&variables=" + url.QueryEscape(`{"n":"x"}`),
+			"query=" + url.QueryEscape(`query($n: Int) { imageGroups(first: $n) { totalCount } }`) + "&variables=nope",
+			"query=" + url.QueryEscape(`{ imageGroups { nope } }`),
+			"query=" + url.QueryEscape(`{ imageGroups(`),
+			"query=" + url.QueryEscape(`{ __typename }`) + "&operationName=Nope",
+			"query=" + url.QueryEscape(`mutation { x }`),
+			"query=%zz",
+			"",
+		} {
+			for _, accept := range []string{"", "application/json", "application/graphql-response+json"} {
+				do := func(h http.Handler) *httptest.ResponseRecorder {
+					req := httptest.NewRequest(http.MethodGet, "/query?"+q, nil)
+					if accept != "" {
+						req.Header.Set("Accept", accept)
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					return rec
+				}
+				got, want := do(ours), do(theirs)
+				name := svcName(svc) + " " + accept + " " + q
+				assert.Equal(t, want.Code, got.Code, name)
+				if q == "query=%zz" {
+					// gqlgen sends its JSON error for a query string that does
+					// not parse without a Content-Type; ours names it.
+					assert.Equal(t, responseType(accept), got.Header().Get("Content-Type"), name)
+				} else {
+					assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), name)
+				}
+				var g, w any
+				require.NoError(t, json.Unmarshal(got.Body.Bytes(), &g), name)
+				require.NoError(t, json.Unmarshal(want.Body.Bytes(), &w), name)
+				assert.Equal(t, sortErrors(w), sortErrors(g), name)
+			}
+		}
+	}
+}
+
+// paramsSpy records the extensions every operation arrives with, and
+// refuses operations named "Limited" as a rate limiter would.
+type paramsSpy struct {
+	mu   sync.Mutex
+	seen []map[string]any
+}
+
+func (*paramsSpy) ExtensionName() string                   { return "ParamsSpy" }
+func (*paramsSpy) Validate(graphql.ExecutableSchema) error { return nil }
+func (s *paramsSpy) MutateOperationParameters(_ context.Context, raw *graphql.RawParams) *gqlerror.Error {
+	s.mu.Lock()
+	s.seen = append(s.seen, raw.Extensions)
+	s.mu.Unlock()
+	if raw.OperationName == "Limited" {
+		return &gqlerror.Error{Message: "slow down", Extensions: map[string]any{"code": gqlhttp.CodeRateLimited, "retryAfterSeconds": 7}}
+	}
+	return nil
+}
+
+func (s *paramsSpy) last() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[len(s.seen)-1]
+}
+
+// TestDocumentIDReachesExtensions: a persisted document id, as
+// documentId or Relay's doc_id, in a POST body or a GET query string,
+// reaches the executor's extensions.
+func TestDocumentIDReachesExtensions(t *testing.T) {
+	t.Parallel()
+	spy := &paramsSpy{}
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{MaxPageSize: graph.DefaultMaxPageSize}}))
+	srv.AddTransport(gqlhttp.POST{})
+	srv.AddTransport(gqlhttp.GET{})
+	srv.Use(spy)
+	h := graph.Middleware(cannedService{}, graph.LoaderOptions{}, srv)
+	for _, tc := range []struct{ method, target, body, want string }{
+		{http.MethodPost, "/query", `{"documentId":"abc","extensions":{"x":1}}`, "abc"},
+		{http.MethodPost, "/query", `{"doc_id":"rel1"}`, "rel1"},
+		{http.MethodGet, "/query?documentId=sha256:ff", "", "sha256:ff"},
+		{http.MethodGet, "/query?doc_id=r2&extensions=" + url.QueryEscape(`{"y":2}`), "", "r2"},
+	} {
+		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		assert.Equal(t, tc.want, spy.last()[gqlhttp.DocumentIDExtension], tc.method+" "+tc.target+" "+tc.body)
+	}
+}
+
+// TestRateLimitedIsA429: a request error with the RATE_LIMITED code is
+// answered 429 with Retry-After, whatever media type the client accepts.
+func TestRateLimitedIsA429(t *testing.T) {
+	t.Parallel()
+	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{MaxPageSize: graph.DefaultMaxPageSize}}))
+	srv.AddTransport(gqlhttp.POST{})
+	srv.AddTransport(gqlhttp.GET{})
+	srv.Use(&paramsSpy{})
+	h := gqlhttp.SpecStatus(graph.Middleware(cannedService{}, graph.LoaderOptions{}, srv))
+	for _, accept := range []string{"application/json", "application/graphql-response+json"} {
+		for _, req := range []*http.Request{
+			httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"query Limited { __typename }","operationName":"Limited"}`)),
+			httptest.NewRequest(http.MethodGet, "/query?operationName=Limited&query="+url.QueryEscape("query Limited { __typename }"), nil),
+		} {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", accept)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			assert.Equal(t, http.StatusTooManyRequests, rec.Code, accept)
+			assert.Equal(t, "7", rec.Header().Get("Retry-After"))
+			assert.Contains(t, rec.Body.String(), `"code":"RATE_LIMITED"`)
+		}
+	}
+}
+
+func responseType(accept string) string {
+	if accept == "application/graphql-response+json" {
+		return accept
+	}
+	return "application/json"
+}
