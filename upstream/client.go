@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 )
 
@@ -56,9 +55,8 @@ type Client struct {
 	now       func() time.Time
 	afterJoin func() // called once a caller has joined its flight; nil outside tests
 
-	group   singleflight.Group
 	mu      sync.Mutex
-	flights map[string]*progress // by coalescing key, while the flight runs
+	flights map[string]*flight // by coalescing key, while the call runs
 }
 
 type credentials struct{ public, private string }
@@ -84,7 +82,7 @@ func NewClient(opts ...Option) (*Client, error) {
 		sleep:        sleepCtx,
 		jitter:       fullJitter,
 		now:          time.Now,
-		flights:      map[string]*progress{},
+		flights:      map[string]*flight{},
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -181,8 +179,9 @@ func (c *Client) keys() (public, maskedPrivate string) {
 // parameters, region and project) share one upstream call, and then share its
 // response: treat the returned response as read-only. A caller whose ctx ends
 // returns at once without failing the others; the shared call runs detached
-// from any caller's cancellation, bounded by a budget of
-// (MaxRetries+2)·timeout + MaxRetries·MaxDelay.
+// from any one caller's cancellation, bounded by a budget of
+// (MaxRetries+2)·timeout + MaxRetries·MaxDelay, and is given up as soon as
+// no caller waits for it any more.
 //
 // Every error is an *APIError (see AsAPIError). When ctx ends first the error
 // has KindCanceled (context.Canceled) or KindTimeout (context.DeadlineExceeded),
@@ -202,26 +201,81 @@ func (c *Client) DescribeCommunityImages(ctx context.Context, req *DescribeCommu
 		params["ProjectId"] = c.projectID
 	}
 	if ctx.Err() != nil {
-		return nil, c.callerError(ctx, "")
+		return nil, c.callerError(ctx, nil)
 	}
 	key := encodeParams(params)
-	ch := c.group.DoChan(key, func() (any, error) { return c.flight(ctx, key, params) })
+	f := c.join(ctx, key, params)
 	if c.afterJoin != nil {
 		c.afterJoin()
 	}
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			if e, ok := res.Err.(*APIError); ok {
-				cp := *e // each caller gets its own copy of a shared error
-				return nil, &cp
-			}
-			return nil, res.Err
+	case <-f.done:
+		if f.err != nil {
+			cp := *f.err // each caller gets its own copy of a shared error
+			return nil, &cp
 		}
-		return res.Val.(*DescribeCommunityImagesResponse), nil
+		return f.resp, nil
 	case <-ctx.Done():
-		return nil, c.callerError(ctx, key)
+		c.leave(key, f)
+		return nil, c.callerError(ctx, f)
 	}
+}
+
+// flight is one upstream call that identical concurrent calls share.
+type flight struct {
+	done   chan struct{} // closed once resp or err is set
+	resp   *DescribeCommunityImagesResponse
+	err    *APIError
+	cancel context.CancelFunc
+	prog   progress
+	// waiters is the number of callers waiting for it (guarded by c.mu).
+	waiters int
+}
+
+// join returns the flight of key, starting it when there is none.
+func (c *Client) join(ctx context.Context, key string, params Params) *flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.flights[key]; ok {
+		f.waiters++
+		return f
+	}
+	// Detached from the caller's cancellation (keeping its values), since
+	// others may join; bounded by the call's budget.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.budget())
+	f := &flight{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	c.flights[key] = f
+	go c.run(fctx, key, params, f)
+	return f
+}
+
+// leave records that a caller stopped waiting for f; when it was the last,
+// the call is given up and forgotten, so that a later identical call starts
+// afresh.
+func (c *Client) leave(key string, f *flight) {
+	c.mu.Lock()
+	f.waiters--
+	last := f.waiters == 0
+	if last && c.flights[key] == f {
+		delete(c.flights, key)
+	}
+	c.mu.Unlock()
+	if last {
+		f.cancel()
+	}
+}
+
+// run makes the call of f and hands its outcome to the callers.
+func (c *Client) run(ctx context.Context, key string, params Params, f *flight) {
+	defer f.cancel()
+	resp, err := c.do(ctx, SignedForm(params, c.creds.public, c.creds.private), &f.prog)
+	c.mu.Lock()
+	if c.flights[key] == f {
+		delete(c.flights, key)
+	}
+	c.mu.Unlock()
+	f.resp, f.err = resp, err
+	close(f.done)
 }
 
 func invalidError(err error) *APIError {
@@ -229,20 +283,15 @@ func invalidError(err error) *APIError {
 }
 
 // callerError reports that the caller's ctx ended, with what is known of the
-// flight it leaves behind.
-func (c *Client) callerError(ctx context.Context, key string) *APIError {
+// flight it leaves behind (nil when it joined none).
+func (c *Client) callerError(ctx context.Context, f *flight) *APIError {
 	err := ctx.Err()
 	e := &APIError{Action: ActionDescribeCommunityImages, Kind: KindCanceled, Message: "canceled by caller", Err: err}
 	if errors.Is(err, context.DeadlineExceeded) {
 		e.Kind, e.Message = KindTimeout, "caller's deadline exceeded"
 	}
-	if key != "" {
-		c.mu.Lock()
-		p := c.flights[key]
-		c.mu.Unlock()
-		if p != nil {
-			e.Attempts, e.HTTPStatus, e.RequestID = p.snapshot()
-		}
+	if f != nil {
+		e.Attempts, e.HTTPStatus, e.RequestID = f.prog.snapshot()
 	}
 	return e
 }
@@ -252,29 +301,6 @@ func (c *Client) callerError(ctx context.Context, key string) *APIError {
 func (c *Client) budget() time.Duration {
 	n := time.Duration(c.retry.MaxRetries)
 	return (n+2)*c.timeout + n*c.retry.MaxDelay
-}
-
-// flight is the shared call behind one coalescing key. It is detached from
-// the leader's cancellation (keeping its values) and bounded by budget.
-func (c *Client) flight(parent context.Context, key string, params Params) (any, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.budget())
-	defer cancel()
-	p := &progress{}
-	c.mu.Lock()
-	c.flights[key] = p
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		if c.flights[key] == p {
-			delete(c.flights, key)
-		}
-		c.mu.Unlock()
-	}()
-	resp, err := c.do(ctx, SignedForm(params, c.creds.public, c.creds.private), p)
-	if err != nil {
-		return nil, err
-	}
-	return resp, nil
 }
 
 // do runs the attempts of one call.

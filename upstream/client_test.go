@@ -763,6 +763,39 @@ func TestCoalescing(t *testing.T) {
 		assert.NoError(t, <-errB)
 		assert.Equal(t, int64(1), srv.calls.Load())
 	})
+
+	t.Run("a call no caller waits for is given up", func(t *testing.T) {
+		t.Parallel()
+		gone := make(chan struct{}, 1)
+		srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+			if n > 1 {
+				writeJSON(w, http.StatusOK, okJSON)
+				return
+			}
+			// Read the body: net/http notices a client hanging up only
+			// once it has.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+				gone <- struct{}{} // the client hung up: the call was given up
+			case <-time.After(20 * time.Second):
+			}
+		})
+		c, _ := newTestClient(t, srv.URL)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := c.DescribeCommunityImages(ctx, &DescribeCommunityImagesRequest{})
+		assert.Equal(t, KindTimeout, requireAPIError(t, err).Kind)
+		select {
+		case <-gone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the upstream call went on after its only caller left")
+		}
+		// An identical call after that is a call of its own.
+		_, err = c.DescribeCommunityImages(context.Background(), &DescribeCommunityImagesRequest{})
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), srv.calls.Load())
+	})
 }
 
 func TestMaxInFlight(t *testing.T) {
