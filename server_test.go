@@ -275,7 +275,11 @@ func TestPrintSchema(t *testing.T) {
 	err := run(context.Background(), []string{"-print-schema"}, func(string) string { return "" }, &out, io.Discard)
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), `type ImageGroup implements Node @key(fields: "id") @key(fields: "groupId")`)
-	assert.Contains(t, out.String(), `@link(url: "https://specs.apollo.dev/federation/v2.7"`)
+	// Federation 2.9 and the cost directives, so that a router's demand
+	// control reads the same annotations as the server's own limits.
+	assert.Contains(t, out.String(), `@link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key", "@shareable", "@cost", "@listSize"])`)
+	assert.Contains(t, out.String(), `imageGroups(`)
+	assert.Contains(t, out.String(), `): ImageGroupConnection @cost(weight: 10) @listSize(assumedSize: 20, slicingArguments: ["first", "last"], sizedFields: ["edges", "nodes"], requireOneSlicingArgument: false)`)
 }
 
 // TestSandboxStats: sandbox mode exposes the sandbox's call counters for

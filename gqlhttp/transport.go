@@ -150,7 +150,7 @@ func serve(w http.ResponseWriter, ctx context.Context, contentType string, param
 			}
 		}
 		w.WriteHeader(status)
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), opErr))
+		writeRequestError(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), opErr))
 		return
 	}
 	if get && oc.Operation.Operation != ast.Query {
@@ -214,6 +214,21 @@ func retryAfterSeconds(errs gqlerror.List) int {
 		}
 	}
 	return best
+}
+
+// writeRequestError writes the answer to a request error: its errors and
+// extensions, without a "data" entry, since execution never began (GraphQL
+// over HTTP: "the data entry should not be present").
+func writeRequestError(w io.Writer, resp *graphql.Response) {
+	b, err := json.Marshal(struct {
+		Errors     gqlerror.List  `json:"errors"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Errors, resp.Extensions})
+	if err != nil {
+		writeResponse(w, resp)
+		return
+	}
+	_, _ = w.Write(b)
 }
 
 // writePlainError writes one error without data, as gqlgen's transports do

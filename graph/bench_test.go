@@ -10,6 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -78,6 +84,33 @@ func benchBareClientCall(b *testing.B, opts ...sandbox.Option) {
 		resp, err := e.client.DescribeCommunityImages(ctx, req)
 		if err != nil || len(resp.CompshareImageGroup) != 20 {
 			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
+
+// BenchmarkAnalyzeReference is the limits' one walk of the reference
+// operation (depth, aliases, root fields, directives, cost and upstream
+// calls), what every operation pays before it runs: compare its cpu-ns/op
+// with BenchmarkReferenceOperation's (the budget is 5 %).
+func BenchmarkAnalyzeReference(b *testing.B) {
+	es := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}})
+	ext := &limits.Extension{Limits: limits.DefaultLimits, Calls: graph.CallEstimator{}}
+	if err := ext.Validate(es); err != nil {
+		b.Fatal(err)
+	}
+	doc, errs := gqlparser.LoadQueryWithRules(es.Schema(), referenceQuery, rules.NewDefaultRules())
+	if errs != nil {
+		b.Fatal(errs)
+	}
+	oc := &graphql.OperationContext{Doc: doc, Operation: doc.Operations[0], Variables: map[string]any{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		res := ext.Analyze(oc)
+		if err := limits.DefaultLimits.Check(&res); err != nil || res.UpstreamCalls != 1 {
+			b.Fatal(err, res)
 		}
 	}
 	reportCPU(b, start)

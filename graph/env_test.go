@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -76,10 +77,14 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		svc = cfg.service(client)
 	}
 	logs := &syncBuffer{}
+	// The server's defaults: every test runs within the limits it ships with.
 	hc := graph.HandlerConfig{
-		Service:       svc,
-		Log:           slog.New(slog.NewJSONHandler(logs, nil)),
-		Introspection: true,
+		Service:          limits.Meter(svc),
+		Log:              slog.New(slog.NewJSONHandler(logs, nil)),
+		Introspection:    true,
+		Limits:           limits.DefaultLimits,
+		ParserTokenLimit: limits.DefaultTokens,
+		OperationTimeout: limits.DefaultOperationTimeout,
 	}
 	if cfg.handler != nil {
 		cfg.handler(&hc)
@@ -91,9 +96,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 // gqlResponse is a GraphQL response as a client sees it.
 type gqlResponse struct {
-	Data   json.RawMessage `json:"data"`
-	Errors []gqlError      `json:"errors"`
-	raw    []byte
+	Data       json.RawMessage `json:"data"`
+	Errors     []gqlError      `json:"errors"`
+	Extensions map[string]any  `json:"extensions"`
+	raw        []byte
+	status     int
 }
 
 type gqlError struct {
@@ -127,6 +134,7 @@ func (e *env) doWithHeaders(t *testing.T, query string, vars map[string]any, hea
 	var out gqlResponse
 	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
 	out.raw = raw
+	out.status = resp.StatusCode
 	return out
 }
 

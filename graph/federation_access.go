@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -75,4 +76,21 @@ func SubgraphSDL() string {
 		}
 	}
 	return strings.Join(parts, "\n")
+}
+
+// FromFederationRouter returns a check of whether an operation carries
+// secret in its X-Federation-Secret header (compared in constant time): a
+// federation router's, whose query plans are in no safelist. With no secret
+// nothing passes.
+func FromFederationRouter(secret string) func(context.Context, *graphql.OperationContext) bool {
+	return func(_ context.Context, oc *graphql.OperationContext) bool {
+		return secret != "" && oc != nil &&
+			subtle.ConstantTimeCompare([]byte(oc.Headers.Get(FederationSecretHeader)), []byte(secret)) == 1
+	}
+}
+
+// Schema returns the API's schema (what a manifest of persisted operations
+// is validated against).
+func Schema() *ast.Schema {
+	return NewExecutableSchema(Config{Resolvers: &Resolver{}}).Schema()
 }

@@ -706,8 +706,17 @@ var sources = []*ast.Source{
 	{Name: "../schema/federation.graphqls", Input: `# Apollo Federation v2: this server is a subgraph. ImageGroup and ImageVersion
 # are entities another subgraph can reference by global id or by the upstream
 # id it already stores; value types others may define too are @shareable.
+# Federation 2.9 brings IBM's cost directives, @cost and @listSize: a router's
+# demand control estimates an operation's cost from the same annotations as
+# this server's own limits.
 extend schema
-  @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key", "@shareable"])
+  @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key", "@shareable", "@cost", "@listSize"])
+
+"The weight of a field, argument or type in an operation's estimated cost (IBM's GraphQL Cost Directive specification, imported by Apollo Federation 2.9). Without it an object costs 1 and a scalar or enum 0."
+directive @cost(weight: Int!) on ARGUMENT_DEFINITION | ENUM | FIELD_DEFINITION | INPUT_FIELD_DEFINITION | OBJECT | SCALAR
+
+"The size of a list, for the cost estimate: the value of a slicing argument (the largest one given), else assumedSize. sizedFields names the lists of a returned connection that the size applies to (IBM's GraphQL Cost Directive specification, imported by Apollo Federation 2.9)."
+directive @listSize(assumedSize: Int, slicingArguments: [String!], sizedFields: [String!], requireOneSlicingArgument: Boolean = true) on FIELD_DEFINITION
 
 "gqlgen: resolve every representation of the type in one call, so that a gateway's _entities batch goes through the per-request loaders together."
 directive @entityResolver(multi: Boolean) on OBJECT
@@ -730,10 +739,10 @@ The root of every read. All root fields are nullable: when one fails, the others
 """
 type Query {
   "Fetches any object by its global ID; null when the ID does not decode or the object does not exist."
-  node("A global ID from an ` + "`" + `id` + "`" + ` field." id: ID!): Node
+  node("A global ID from an ` + "`" + `id` + "`" + ` field." id: ID!): Node @cost(weight: 10)
 
   "Fetches several objects by global ID, in the order given; an entry is null when its ID does not decode (with a ` + "`" + `BAD_USER_INPUT` + "`" + ` error at its path) or its object does not exist."
-  nodes("Global IDs from ` + "`" + `id` + "`" + ` fields." ids: [ID!]!): [Node]!
+  nodes("Global IDs from ` + "`" + `id` + "`" + ` fields." ids: [ID!]!): [Node]! @cost(weight: 10) @listSize(assumedSize: 500)
 
   "Community images, one ImageGroup per version group (DescribeCommunityImages)."
   imageGroups(
@@ -749,13 +758,13 @@ type Query {
     last: Int
     "A cursor from this connection: return groups before it."
     before: String
-  ): ImageGroupConnection
+  ): ImageGroupConnection @cost(weight: 10) @listSize(assumedSize: 20, slicingArguments: ["first", "last"], sizedFields: ["edges", "nodes"], requireOneSlicingArgument: false)
 
   "One group by its upstream GroupId; null when it does not exist."
-  imageGroup("The upstream GroupId, e.g. group-xxxx." groupId: ID!): ImageGroup
+  imageGroup("The upstream GroupId, e.g. group-xxxx." groupId: ID!): ImageGroup @cost(weight: 10)
 
   "One version by its upstream CompShareImageId; null when it does not exist."
-  imageVersion("The upstream CompShareImageId, e.g. compshareImage-xxxx." imageId: ID!): ImageVersion
+  imageVersion("The upstream CompShareImageId, e.g. compshareImage-xxxx." imageId: ID!): ImageVersion @cost(weight: 10)
 }
 
 "Filters for ` + "`" + `imageGroups` + "`" + `. Every field is optional and maps to one DescribeCommunityImages parameter; fields combine with AND."
@@ -839,7 +848,7 @@ type ImageGroupEdge {
   "The group."
   node: ImageGroup!
   "The versions of this group that matched the connection's filter, as upstream returned them."
-  matchedVersions: [ImageVersion!]!
+  matchedVersions: [ImageVersion!]! @listSize(assumedSize: 10)
 }
 
 "The status of a version group (CompshareImageGroup.Status)."
@@ -910,7 +919,7 @@ type ImageGroup implements Node @key(fields: "id") @key(fields: "groupId") @enti
     before: String
     "Only versions in one of these statuses."
     status: [ImageVersionStatus!]
-  ): ImageVersionConnection
+  ): ImageVersionConnection @listSize(assumedSize: 20, slicingArguments: ["first", "last"], sizedFields: ["edges", "nodes"], requireOneSlicingArgument: false)
   "The newest AVAILABLE version by publishedAt; null when none is available."
   latestVersion: ImageVersion
 }
@@ -960,9 +969,9 @@ type ImageVersion implements Node @key(fields: "id") @key(fields: "imageId") @en
   "True when the price is 0."
   isFree: Boolean!
   "Tags: the version's tags."
-  tags: [String!]!
+  tags: [String!]! @listSize(assumedSize: 10)
   "SupportedGpuTypes: the GPU types the version runs on."
-  supportedGpuTypes: [String!]!
+  supportedGpuTypes: [String!]! @listSize(assumedSize: 10)
   "Cover: the cover image URL; null when there is none."
   coverUrl: String
   "Container == \"True\""
@@ -982,7 +991,7 @@ type ImageVersion implements Node @key(fields: "id") @key(fields: "imageId") @en
   "QrCodeUrl: the author's QR code URL; null when there is none."
   qrCodeUrl: String
   "SoftwarePorts: the software the image serves and on which ports."
-  softwarePorts: [SoftwarePort!]!
+  softwarePorts: [SoftwarePort!]! @listSize(assumedSize: 5)
   "The version group this version belongs to."
   group: ImageGroup!
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/limits"
 )
 
 // HandlerConfig configures the GraphQL endpoint.
@@ -48,6 +50,17 @@ type HandlerConfig struct {
 	// ParserTokenLimit stops the parser at this many tokens (0: no limit);
 	// a longer document is a GRAPHQL_PARSE_FAILED request error.
 	ParserTokenLimit int
+	// Limits bound every operation (see package limits; a zero field is no
+	// bound), and every answer with data says in extensions.cost what its
+	// operation cost. The bound on upstream calls holds at run time only
+	// when Service is wrapped in limits.Meter (below any cache, so that
+	// only real calls count).
+	Limits limits.Limits
+	// OperationTimeout is the deadline of one operation (0: none).
+	OperationTimeout time.Duration
+	// Admit, when set, is charged each operation's estimated cost (a
+	// client rate limit); its error refuses the operation.
+	Admit func(ctx context.Context, cost int) error
 	// Extensions are added after the built-in ones, in order: the place
 	// for persisted operations, operation limits, tracing or metrics. One
 	// that intercepts fields (graphql.FieldInterceptor) turns off the
@@ -114,6 +127,16 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 			resolver.PlainFieldsInline = false
 		}
 	}
+	// After the others: a document a persisted-operations extension
+	// refuses is neither measured nor charged.
+	srv.Use(&limits.Extension{
+		Limits:     cfg.Limits,
+		Calls:      CallEstimator{MaxPageSize: cfg.MaxPageSize},
+		QueryCache: cfg.QueryCache,
+		Tokens:     cfg.ParserTokenLimit,
+		Admit:      cfg.Admit,
+		Timeout:    cfg.OperationTimeout,
+	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, !cfg.Introspection))
 	srv.SetRecoverFunc(RecoverFunc)
 	return srv, resolver

@@ -88,9 +88,18 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 		return nil, err
 	}
 	if total < 0 {
-		// The window did not depend on the total; clip it to the list.
+		// The window was fetched before the total was known; the pages
+		// tell it. It only clips the window's end, unless a `before`
+		// cursor lies past the end of a list that shrank: then `last`
+		// counts back from the end, a window fetched now.
 		total = pages[0].TotalCount
+		fetched := w
 		w = args.Window(total)
+		if w.Start != fetched.Start && w.Size() > 0 {
+			if pages, err = loaders.Pages(ctx, chunks(base, w)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var groups []*model.ImageGroup
 	for _, p := range pages {

@@ -97,10 +97,12 @@ type Window struct{ Start, End int }
 // Size is the number of positions in w.
 func (w Window) Size() int { return w.End - w.Start }
 
-// NeedsTotal reports whether the window depends on the length of the list
-// beyond clipping its end: `last` counts back from an end that is the
-// list's end, or that may lie past it.
-func (p PageArgs) NeedsTotal() bool { return p.last != nil }
+// NeedsTotal reports whether the window cannot be fetched before the length
+// of the list is known: `last` without `before` counts back from the list's
+// end. With `before`, `last` counts back from the cursor; only a cursor
+// past the list's end (the list shrank) moves the window, which the page's
+// own count then reveals.
+func (p PageArgs) NeedsTotal() bool { return p.last != nil && p.before == nil }
 
 // Window applies Relay's pagination algorithm to a list of total items:
 // slice by after and before, then by first, then by last. total < 0 means
