@@ -6,9 +6,10 @@ require (
 	github.com/99designs/gqlgen v0.17.98
 	github.com/bytedance/sonic v1.15.5
 	github.com/graph-gophers/dataloader/v7 v7.2.0
+	github.com/maypok86/otter/v2 v2.4.0
+	github.com/rs/cors v1.11.1
 	github.com/stretchr/testify v1.12.1
 	github.com/vektah/gqlparser/v2 v2.5.64
-	golang.org/x/sync v0.25.0
 	golang.org/x/time v0.16.0
 	honnef.co/go/tools v0.8.2
 )
@@ -32,6 +33,7 @@ require (
 	golang.org/x/arch v0.0.0-20210923205945-b76863e36670 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
 	golang.org/x/mod v0.42.0 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect
