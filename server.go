@@ -6,8 +6,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,8 +17,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,8 +30,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/compshare/imagegraph/access"
 	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/persisted"
 	"github.com/compshare/imagegraph/playground"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
@@ -71,6 +80,29 @@ type config struct {
 	// FederationSecret lets a federation router read _service with
 	// introspection off (X-Federation-Secret header).
 	FederationSecret string
+
+	// Limits of one operation (package limits).
+	MaxDepth         int
+	MaxAliases       int
+	MaxRootFields    int
+	MaxDirectives    int
+	MaxTokens        int
+	MaxCost          int
+	MaxUpstreamCalls int
+	OperationTimeout time.Duration
+
+	// Persisted operations (package persisted).
+	APQMaxBytes             int64
+	PersistedOperations     string
+	PersistedOperationsOnly bool
+
+	// Browsers, keys and clients (package access).
+	CORSAllowedOrigins string
+	APIKeysFile        string
+	ClientRateLimit    float64
+	ClientBurst        int
+	TrustedProxies     string
+
 	// PrintSchema prints the subgraph SDL and exits (flag only).
 	PrintSchema bool
 }
@@ -93,6 +125,16 @@ func defaultConfig() config {
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
 		MaxBodyBytes:    1 << 20,
+
+		MaxDepth:         limits.DefaultLimits.MaxDepth,
+		MaxAliases:       limits.DefaultLimits.MaxAliases,
+		MaxRootFields:    limits.DefaultLimits.MaxRootFields,
+		MaxDirectives:    limits.DefaultLimits.MaxDirectives,
+		MaxTokens:        limits.DefaultTokens,
+		MaxCost:          limits.DefaultLimits.MaxCost,
+		MaxUpstreamCalls: limits.DefaultLimits.MaxUpstreamCalls,
+		OperationTimeout: limits.DefaultOperationTimeout,
+		APQMaxBytes:      16 << 20,
 	}
 }
 
@@ -127,7 +169,23 @@ func (c *config) settings() []setting {
 		{env: "LOG_LEVEL", usage: "debug, info, warn or error", value: stringValue{&c.LogLevel}},
 		{env: "SHUTDOWN_TIMEOUT", usage: "how long in-flight requests get on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
 		{env: "MAX_BODY_BYTES", usage: "largest request body accepted", value: int64Value{&c.MaxBodyBytes}},
-		{env: "FEDERATION_SECRET", usage: "secret a federation router sends in X-Federation-Secret to read _service while introspection is off (never logged)", secret: true, value: stringValue{&c.FederationSecret}},
+		{env: "FEDERATION_SECRET", usage: "secret a federation router sends in X-Federation-Secret to read _service while introspection is off, run operations outside the safelist, and pass without an API key (never logged)", secret: true, value: stringValue{&c.FederationSecret}},
+		{env: "MAX_DEPTH", usage: "deepest field nesting of an operation, fragments expanded (0: no limit)", value: intValue{&c.MaxDepth}},
+		{env: "MAX_ALIASES", usage: "aliased fields of an operation, fragments expanded (0: no limit)", value: intValue{&c.MaxAliases}},
+		{env: "MAX_ROOT_FIELDS", usage: "root fields of an operation (0: no limit)", value: intValue{&c.MaxRootFields}},
+		{env: "MAX_DIRECTIVES", usage: "directives of an operation, fragments expanded (0: no limit)", value: intValue{&c.MaxDirectives}},
+		{env: "MAX_TOKENS", usage: "tokens the parser reads of a document before it gives up (0: no limit)", value: intValue{&c.MaxTokens}},
+		{env: "MAX_COST", usage: "estimated cost of an operation (IBM cost directives; 0: no limit)", value: intValue{&c.MaxCost}},
+		{env: "MAX_UPSTREAM_CALLS", usage: "upstream calls of an operation, estimated before and counted during execution (0: no limit)", value: intValue{&c.MaxUpstreamCalls}},
+		{env: "OPERATION_TIMEOUT", usage: "deadline of one operation (Go duration; 0: none)", value: durationValue{&c.OperationTimeout}},
+		{env: "APQ_MAX_BYTES", usage: "bytes of automatic persisted queries kept in memory", value: int64Value{&c.APQMaxBytes}},
+		{env: "PERSISTED_OPERATIONS", usage: "a manifest of persisted operations (Apollo's persisted query list or Relay's map), callable by id", value: stringValue{&c.PersistedOperations}},
+		{env: "PERSISTED_OPERATIONS_ONLY", usage: "run only the operations of PERSISTED_OPERATIONS (and introspection, when on)", value: boolValue{&c.PersistedOperationsOnly}},
+		{env: "CORS_ALLOWED_ORIGINS", usage: "comma-separated origins whose pages may call /query, * for any (empty: no CORS headers)", value: stringValue{&c.CORSAllowedOrigins}},
+		{env: "API_KEYS_FILE", usage: "a file of name:sha256hex lines; when set, /query needs one of its keys", value: stringValue{&c.APIKeysFile}},
+		{env: "CLIENT_RATE_LIMIT", usage: "estimated-cost points per second each client may spend (0: no limit)", value: floatValue{&c.ClientRateLimit}},
+		{env: "CLIENT_BURST", usage: "points a client may spend at once (0: MAX_COST)", value: intValue{&c.ClientBurst}},
+		{env: "TRUSTED_PROXIES", usage: "comma-separated CIDRs of proxies whose X-Forwarded-For names the client", value: stringValue{&c.TrustedProxies}},
 	}
 }
 
@@ -190,6 +248,34 @@ func (c config) Validate() error {
 		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes)
+	case c.OperationTimeout < 0:
+		return fmt.Errorf("OPERATION_TIMEOUT must not be negative, got %s", c.OperationTimeout)
+	case c.APQMaxBytes < 1:
+		return fmt.Errorf("APQ_MAX_BYTES must be positive, got %d", c.APQMaxBytes)
+	case c.PersistedOperationsOnly && c.PersistedOperations == "":
+		return errors.New("PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS, the manifest of the operations to run")
+	case c.ClientRateLimit < 0 || math.IsNaN(c.ClientRateLimit) || math.IsInf(c.ClientRateLimit, 0):
+		return fmt.Errorf("CLIENT_RATE_LIMIT must be a number of points per second, 0 or more, got %g", c.ClientRateLimit)
+	case c.ClientBurst < 0:
+		return fmt.Errorf("CLIENT_BURST must not be negative, got %d", c.ClientBurst)
+	}
+	for _, n := range []struct {
+		env string
+		v   int
+	}{
+		{"MAX_DEPTH", c.MaxDepth}, {"MAX_ALIASES", c.MaxAliases}, {"MAX_ROOT_FIELDS", c.MaxRootFields},
+		{"MAX_DIRECTIVES", c.MaxDirectives}, {"MAX_TOKENS", c.MaxTokens}, {"MAX_COST", c.MaxCost},
+		{"MAX_UPSTREAM_CALLS", c.MaxUpstreamCalls},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("%s must not be negative (0 turns it off), got %d", n.env, n.v)
+		}
+	}
+	if _, err := access.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	if _, err := access.CORS(splitList(c.CORSAllowedOrigins)); err != nil {
+		return fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
@@ -263,12 +349,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("upstream client: %w", err)
 	}
 
+	query, err := queryHandler(cfg, limits.Meter(client), log)
+	if err != nil {
+		return err
+	}
+	trusted, _ := access.ParseTrustedProxies(cfg.TrustedProxies) // checked by Validate
+
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(cfg, client, sb.server, log),
+		Handler:           routes(cfg, query, trusted, client, sb.server, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      2 * time.Minute,
@@ -330,19 +422,116 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// routes wires the endpoints and the middleware around them. sb is the
-// sandbox in sandbox mode, nil otherwise.
-func routes(cfg config, client *upstream.Client, sb *sandbox.Server, log *slog.Logger) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/query", graph.NewHandler(graph.HandlerConfig{
-		Service:               client,
+// queryHandler is /query: who may call it (CORS, API keys) around the
+// GraphQL handler with its persisted operations, operation limits and
+// client rate limit. svc is the upstream as the loaders see it.
+func queryHandler(cfg config, svc graph.Service, log *slog.Logger) (http.Handler, error) {
+	store, err := persisted.NewMemoryStore(cfg.APQMaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("APQ_MAX_BYTES: %w", err)
+	}
+	ops := &persisted.Extension{Store: store, Only: cfg.PersistedOperationsOnly, Trusted: graph.FromFederationRouter(cfg.FederationSecret)}
+	if cfg.PersistedOperations != "" {
+		if ops.Manifest, err = persisted.LoadManifest(cfg.PersistedOperations, graph.Schema()); err != nil {
+			return nil, fmt.Errorf("PERSISTED_OPERATIONS: %w", err)
+		}
+		log.Info("persisted operations", "manifest", cfg.PersistedOperations, "operations", ops.Manifest.Len(), "only", cfg.PersistedOperationsOnly)
+	}
+	hc := graph.HandlerConfig{
+		Service:               svc,
 		Log:                   log,
 		MaxPageSize:           cfg.MaxPageSize,
 		BatchWait:             cfg.BatchWait,
 		DeduplicateOperations: cfg.Dedupe,
 		Introspection:         cfg.Introspection,
 		FederationSecret:      cfg.FederationSecret,
-	}))
+		ParserTokenLimit:      cfg.MaxTokens,
+		Limits: limits.Limits{
+			MaxDepth:         cfg.MaxDepth,
+			MaxAliases:       cfg.MaxAliases,
+			MaxRootFields:    cfg.MaxRootFields,
+			MaxDirectives:    cfg.MaxDirectives,
+			MaxCost:          cfg.MaxCost,
+			MaxUpstreamCalls: cfg.MaxUpstreamCalls,
+		},
+		OperationTimeout: cfg.OperationTimeout,
+		Extensions:       []graphql.HandlerExtension{ops},
+	}
+	if cfg.ClientRateLimit > 0 {
+		burst := cfg.ClientBurst
+		if burst == 0 {
+			burst = cmp.Or(cfg.MaxCost, limits.DefaultLimits.MaxCost)
+		}
+		limiter, err := access.NewLocalLimiter(cfg.ClientRateLimit, burst)
+		if err != nil {
+			return nil, fmt.Errorf("CLIENT_RATE_LIMIT: %w", err)
+		}
+		rl := &access.RateLimit{Limiter: limiter, Burst: burst, Log: log}
+		hc.Admit = rl.Admit
+		// A shared execution is charged to the client that leads it: only
+		// one client's identical requests may share one.
+		hc.DedupeVary = func(r *http.Request) string { return clientKey(r.Context()) }
+	}
+	h := graph.NewHandler(hc)
+	if cfg.APIKeysFile != "" {
+		keys, err := access.LoadKeys(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+		}
+		log.Info("API keys required on /query", "keys", keys.Len())
+		h = authenticate(keys, cfg.FederationSecret, h)
+	}
+	cors, err := access.CORS(splitList(cfg.CORSAllowedOrigins))
+	if err != nil {
+		return nil, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err)
+	}
+	return cors(h), nil
+}
+
+// federationClient is the client name of a request that carries the
+// federation secret.
+const federationClient = "federation-router"
+
+// authenticate requires an API key on /query, except from a federation
+// router that carries the federation secret (a credential of its own).
+func authenticate(keys *access.Keys, secret string, next http.Handler) http.Handler {
+	withKey := access.Authenticate(keys, next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if secret != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(graph.FederationSecretHeader)), []byte(secret)) == 1 {
+			if c := access.ClientFrom(r.Context()); c != nil {
+				c.Name = federationClient
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		withKey.ServeHTTP(w, r)
+	})
+}
+
+// clientKey is the rate-limit key of the client of ctx.
+func clientKey(ctx context.Context) string {
+	if c := access.ClientFrom(ctx); c != nil {
+		return c.Key()
+	}
+	return ""
+}
+
+// splitList splits a comma-separated setting, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// routes wires the endpoints and the middleware around them. sb is the
+// sandbox in sandbox mode, nil otherwise.
+func routes(cfg config, query http.Handler, trusted []netip.Prefix, client *upstream.Client, sb *sandbox.Server, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/query", query)
 	if sb != nil {
 		// The sandbox's call counters, so that end-to-end tests of the
 		// built binary can count upstream calls. Sandbox mode only.
@@ -362,7 +551,7 @@ func routes(cfg config, client *upstream.Client, sb *sandbox.Server, log *slog.L
 	if cfg.Playground {
 		mux.Handle("/", playground.Handler("/query"))
 	}
-	return withRequestID(withLogging(log, withRecover(log, withBodyLimit(cfg.MaxBodyBytes, mux))))
+	return withRequestID(access.Identify(trusted, withLogging(log, withRecover(log, withBodyLimit(cfg.MaxBodyBytes, mux)))))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -490,10 +679,18 @@ func withLogging(log *slog.Logger, next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		attrs := []slog.Attr{
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status), slog.Int("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)))
+			slog.Duration("duration", time.Since(start)),
+		}
+		if c := access.ClientFrom(r.Context()); c != nil {
+			attrs = append(attrs, slog.String("client_addr", c.Addr))
+			if c.Name != "" {
+				attrs = append(attrs, slog.String("client", c.Name))
+			}
+		}
+		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 	})
 }
 

@@ -259,6 +259,14 @@ func TestConfig(t *testing.T) {
 		"bad port":                  {"PORT": "70000"},
 		"bad bool":                  {"INTROSPECTION": "maybe"},
 		"bad level":                 {"LOG_LEVEL": "loud"},
+		"negative depth":            {"MAX_DEPTH": "-1"},
+		"negative cost":             {"MAX_COST": "-5"},
+		"negative timeout":          {"OPERATION_TIMEOUT": "-1s"},
+		"safelist without manifest": {"PERSISTED_OPERATIONS_ONLY": "true"},
+		"bad origin":                {"CORS_ALLOWED_ORIGINS": "https://ok.example, not an origin"},
+		"bad proxy":                 {"TRUSTED_PROXIES": "10.0.0.0/33"},
+		"negative client rate":      {"CLIENT_RATE_LIMIT": "-1"},
+		"zero APQ store":            {"APQ_MAX_BYTES": "0"},
 	} {
 		_, err := loadConfig(nil, env(m), io.Discard)
 		assert.Error(t, err, name)

@@ -20,13 +20,14 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { composeServices } from '@apollo/composition';
 import { ApolloGateway, IntrospectAndCompose, RemoteGraphQLDataSource } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { Kind, parse } from 'graphql';
 import { repoRoot, startServer } from '../lib/server.mjs';
-import { startDeploymentsSubgraph } from './deployments.mjs';
+import { startDeploymentsSubgraph, typeDefs as deploymentTypeDefs } from './deployments.mjs';
 
 // The gateway reads these when it is constructed: no telemetry, no Apollo
 // Studio (usage reporting, managed federation).
@@ -241,6 +242,19 @@ describe('imagegraph as a Federation v2 subgraph behind Apollo Gateway', { timeo
     assert.deepEqual(keys('ImageVersion'), ['id', 'imageId']);
     assert.equal(directiveArgs(sdl, 'PageInfo', 'shareable').length, 1, 'PageInfo is @shareable');
     assert.match(sdl, /@link\(\s*url:\s*"https:\/\/specs\.apollo\.dev\/federation\/v2\.\d+"/);
+  }));
+
+  test('the composed supergraph keeps the cost directives a router\'s demand control reads', { timeout: TIMEOUT }, withLogs(() => facade, async () => {
+    const { json } = await post(`${facade.url}/query`, { query: '{ _service { sdl } }' });
+    const result = composeServices([
+      { name: 'images', url: `${facade.url}/query`, typeDefs: parse(json.data._service.sdl) },
+      { name: 'deployments', url: deployments.url, typeDefs: deploymentTypeDefs },
+    ]);
+    assert.equal(result.errors, undefined, `composition: ${result.errors?.map((e) => e.message).join('; ')}`);
+    const supergraph = result.supergraphSdl;
+    // The same annotations as the server's own limits (schema/*.graphqls).
+    assert.match(supergraph, /\): ImageGroupConnection [^\n]*@cost\(weight: 10\) @listSize\(assumedSize: 20, slicingArguments: \["first", "last"\], sizedFields: \["edges", "nodes"\], requireOneSlicingArgument: false\)/);
+    assert.match(supergraph, /matchedVersions: \[ImageVersion!\]! @listSize\(assumedSize: 10\)/);
   }));
 
   test('a query across both subgraphs: data from the sandbox, one upstream call per distinct entity, concurrently', { timeout: TIMEOUT }, withLogs(() => facade, async (t) => {

@@ -11,9 +11,9 @@ import { startServer } from '../lib/server.mjs';
 
 /**
  * The SHOULD-level warnings the server is known to give, by audit id, with
- * why each stays. None today: graph/overhttp.go answers request errors with
- * 200 for application/json and without "data" for
- * application/graphql-response+json, which gqlgen alone does not.
+ * why each stays. None today: gqlhttp answers request errors with 200 for
+ * application/json and without "data" for application/graphql-response+json,
+ * which gqlgen alone does not.
  */
 export const expectedWarnings = {};
 
@@ -73,7 +73,9 @@ test('POST accepting application/graphql-response+json gets it back', async () =
   const { res, json } = await post('application/graphql-response+json');
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^application\/graphql-response\+json(;|$)/);
-  assert.deepEqual(json, { data: { __typename: 'Query' } });
+  assert.deepEqual(json.data, { __typename: 'Query' });
+  assert.equal(json.errors, undefined);
+  assert.equal(typeof json.extensions.cost.estimated, 'number', 'extensions.cost says what it cost');
 });
 
 test('POST preferring application/graphql-response+json over application/json gets it', async () => {
@@ -85,7 +87,8 @@ test('POST accepting only application/json gets application/json', async () => {
   const { res, json } = await post('application/json');
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type'), /^application\/json(;|$)/);
-  assert.deepEqual(json, { data: { __typename: 'Query' } });
+  assert.deepEqual(json.data, { __typename: 'Query' });
+  assert.equal(json.errors, undefined);
 });
 
 test('GET accepting application/graphql-response+json gets it back', async () => {
