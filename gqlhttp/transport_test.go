@@ -69,27 +69,38 @@ func TestPostTransportMatchesGqlgen(t *testing.T) {
 			``,
 		} {
 			for _, accept := range []string{"", "application/json", "application/graphql-response+json", "*/*", "text/html", "application/graphql-response+json, application/json"} {
-				do := func(h http.Handler) *httptest.ResponseRecorder {
-					req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(body))
-					req.Header.Set("Content-Type", "application/json")
-					if accept != "" {
-						req.Header.Set("Accept", accept)
-					}
-					rec := httptest.NewRecorder()
-					h.ServeHTTP(rec, req)
-					return rec
+				req := func() *http.Request {
+					r := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(body))
+					r.Header.Set("Content-Type", "application/json")
+					return r
 				}
-				got, want := do(ours), do(theirs)
-				name := svcName(svc) + " " + accept + " " + body
-				assert.Equal(t, want.Code, got.Code, name)
-				assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), name)
-				var g, w any
-				require.NoError(t, json.Unmarshal(got.Body.Bytes(), &g), name)
-				require.NoError(t, json.Unmarshal(want.Body.Bytes(), &w), name)
-				assert.Equal(t, sortErrors(w), sortErrors(g), name)
+				got, want := compare(t, ours, theirs, req, accept, svcName(svc)+" "+accept+" "+body)
+				assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), body)
 			}
 		}
 	}
+}
+
+// compare serves the request req makes, with accept, by ours and by theirs,
+// and checks that both give the same status and the same JSON.
+func compare(t *testing.T, ours, theirs http.Handler, req func() *http.Request, accept, name string) (got, want *httptest.ResponseRecorder) {
+	t.Helper()
+	do := func(h http.Handler) *httptest.ResponseRecorder {
+		r := req()
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	got, want = do(ours), do(theirs)
+	assert.Equal(t, want.Code, got.Code, name)
+	var g, w any
+	require.NoError(t, json.Unmarshal(got.Body.Bytes(), &g), name)
+	require.NoError(t, json.Unmarshal(want.Body.Bytes(), &w), name)
+	assert.Equal(t, sortErrors(w), sortErrors(g), name)
+	return got, want
 }
 
 // sortErrors orders a decoded response's errors: root fields resolve
@@ -137,29 +148,15 @@ func TestGetTransportMatchesGqlgen(t *testing.T) {
 			"",
 		} {
 			for _, accept := range []string{"", "application/json", "application/graphql-response+json"} {
-				do := func(h http.Handler) *httptest.ResponseRecorder {
-					req := httptest.NewRequest(http.MethodGet, "/query?"+q, nil)
-					if accept != "" {
-						req.Header.Set("Accept", accept)
-					}
-					rec := httptest.NewRecorder()
-					h.ServeHTTP(rec, req)
-					return rec
-				}
-				got, want := do(ours), do(theirs)
-				name := svcName(svc) + " " + accept + " " + q
-				assert.Equal(t, want.Code, got.Code, name)
+				req := func() *http.Request { return httptest.NewRequest(http.MethodGet, "/query?"+q, nil) }
+				got, want := compare(t, ours, theirs, req, accept, svcName(svc)+" "+accept+" "+q)
 				if q == "query=%zz" {
 					// gqlgen sends its JSON error for a query string that does
 					// not parse without a Content-Type; ours names it.
-					assert.Equal(t, responseType(accept), got.Header().Get("Content-Type"), name)
+					assert.Equal(t, responseType(accept), got.Header().Get("Content-Type"), q)
 				} else {
-					assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), name)
+					assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), q)
 				}
-				var g, w any
-				require.NoError(t, json.Unmarshal(got.Body.Bytes(), &g), name)
-				require.NoError(t, json.Unmarshal(want.Body.Bytes(), &w), name)
-				assert.Equal(t, sortErrors(w), sortErrors(g), name)
 			}
 		}
 	}

@@ -151,21 +151,8 @@ func asList(v any) []any {
 }
 
 func intArg(v any) *int {
-	var n int
-	switch v := v.(type) {
-	case int:
-		n = v
-	case int64:
-		n = int(v)
-	case float64:
-		n = int(v)
-	case interface{ Int64() (int64, error) }:
-		i, err := v.Int64()
-		if err != nil {
-			return nil
-		}
-		n = int(i)
-	default:
+	n, ok := limits.IntArg(v)
+	if !ok {
 		return nil
 	}
 	return &n

@@ -180,6 +180,10 @@ func (m *costModel) valueCost(t *ast.Type, v any, w float64, hasWeight bool) flo
 	}
 }
 
+// IntArg reads an Int argument as Field.Args holds it (gqlparser gives
+// literals as int64, variables as the JSON decoder left them).
+func IntArg(v any) (int, bool) { return intValue(v) }
+
 // intValue reads an Int argument as gqlparser's ArgumentMap gives it.
 func intValue(v any) (int, bool) {
 	switch n := v.(type) {
