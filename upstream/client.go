@@ -57,6 +57,10 @@ type Client struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // by coalescing key, while the call runs
+
+	breaker         *breaker // nil without WithCircuitBreaker
+	breakerFailures int
+	breakerCooldown time.Duration
 }
 
 type credentials struct{ public, private string }
@@ -102,6 +106,9 @@ func NewClient(opts ...Option) (*Client, error) {
 		c.limiter = rate.NewLimiter(rate.Limit(c.qps), c.burst)
 	}
 	c.sem = make(chan struct{}, c.maxInFlight)
+	if c.breakerFailures > 0 {
+		c.breaker = newBreaker(c.breakerFailures, c.breakerCooldown, c.logger, c.now)
+	}
 	c.endpoint = c.baseURL + "/?Action=" + url.QueryEscape(ActionDescribeCommunityImages)
 	return c, nil
 }
@@ -204,7 +211,10 @@ func (c *Client) DescribeCommunityImages(ctx context.Context, req *DescribeCommu
 		return nil, c.callerError(ctx, nil)
 	}
 	key := encodeParams(params)
-	f := c.join(ctx, key, params)
+	f, err := c.join(ctx, key, params)
+	if err != nil {
+		return nil, err
+	}
 	if c.afterJoin != nil {
 		c.afterJoin()
 	}
@@ -228,25 +238,35 @@ type flight struct {
 	err    *APIError
 	cancel context.CancelFunc
 	prog   progress
+	// report tells the circuit breaker how the call went.
+	report func(error)
 	// waiters is the number of callers waiting for it (guarded by c.mu).
 	waiters int
 }
 
-// join returns the flight of key, starting it when there is none.
-func (c *Client) join(ctx context.Context, key string, params Params) *flight {
+// join returns the flight of key, starting it when there is none and the
+// circuit breaker lets a call through. The operation's Usage (ctx) records
+// which it was.
+func (c *Client) join(ctx context.Context, key string, params Params) (*flight, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
 		f.waiters++
-		return f
+		UsageFrom(ctx).Coalesced()
+		return f, nil
+	}
+	done, err := c.breaker.allow()
+	if err != nil {
+		return nil, err
 	}
 	// Detached from the caller's cancellation (keeping its values), since
 	// others may join; bounded by the call's budget.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.budget())
-	f := &flight{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	f := &flight{done: make(chan struct{}), cancel: cancel, waiters: 1, report: done}
 	c.flights[key] = f
+	UsageFrom(ctx).Called()
 	go c.run(fctx, key, params, f)
-	return f
+	return f, nil
 }
 
 // leave records that a caller stopped waiting for f; when it was the last,
@@ -269,6 +289,11 @@ func (c *Client) leave(key string, f *flight) {
 func (c *Client) run(ctx context.Context, key string, params Params, f *flight) {
 	defer f.cancel()
 	resp, err := c.do(ctx, SignedForm(params, c.creds.public, c.creds.private), &f.prog)
+	if err != nil {
+		f.report(err)
+	} else {
+		f.report(nil)
+	}
 	c.mu.Lock()
 	if c.flights[key] == f {
 		delete(c.flights, key)

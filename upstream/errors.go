@@ -1,9 +1,11 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ErrorKind says which way a call failed.
@@ -29,6 +31,10 @@ const (
 	// KindCanceled: the caller's context was canceled first; the error wraps
 	// context.Canceled.
 	KindCanceled ErrorKind = "canceled"
+	// KindCircuitOpen: the circuit breaker is open after consecutive
+	// failures, and the call was refused without I/O; RetryAfter says when
+	// a probe call may go.
+	KindCircuitOpen ErrorKind = "circuit_open"
 )
 
 // Known RetCodes from UPSTREAM.md.
@@ -60,6 +66,9 @@ type APIError struct {
 	Retryable bool
 	// Attempts is the number of attempts made, 0 when refused before I/O.
 	Attempts int
+	// RetryAfter, for KindCircuitOpen, is how long until the circuit lets
+	// a probe call through.
+	RetryAfter time.Duration
 	// Err is the underlying cause, if any (a net error, a decode error).
 	Err error
 }
@@ -76,6 +85,8 @@ func (e *APIError) Error() string {
 		if e.Message != "" {
 			fmt.Fprintf(&b, ": %s", e.Message)
 		}
+	case KindCircuitOpen:
+		fmt.Fprintf(&b, "%s; retry in %s", e.Message, e.RetryAfter.Round(time.Second))
 	default:
 		b.WriteString(e.Message)
 	}
@@ -90,6 +101,32 @@ func (e *APIError) Error() string {
 
 // Unwrap returns the underlying cause.
 func (e *APIError) Unwrap() error { return e.Err }
+
+// IsUpstreamFault reports whether err is the upstream's own failure: it was
+// unreachable, failed, too slow or garbled, refused with a server-side
+// RetCode (the retryable ones, ≥ 2000), or the circuit is open after such
+// failures. A refusal of the request itself (a parameter the upstream does
+// not take, RetCode 230; a bad signature; any other HTTP 4xx), a request
+// refused before I/O, and a call abandoned by its callers are not. The
+// circuit breaker counts these faults, and a cache answers stale data in
+// their place.
+func IsUpstreamFault(err error) bool {
+	e, ok := AsAPIError(err)
+	if !ok {
+		return false
+	}
+	switch e.Kind {
+	case KindNetwork, KindDecode, KindCircuitOpen:
+		return true
+	case KindTimeout:
+		return !errors.Is(err, context.Canceled)
+	case KindHTTP:
+		return e.Retryable || e.HTTPStatus >= 500
+	case KindRetCode:
+		return e.Retryable
+	}
+	return false
+}
 
 // AsAPIError returns the *APIError in err's chain, if any.
 func AsAPIError(err error) (*APIError, bool) {

@@ -210,3 +210,21 @@ func WithLogger(l *slog.Logger) Option {
 		return nil
 	}
 }
+
+// WithCircuitBreaker puts a circuit breaker around every call: after
+// failures consecutive upstream faults (see IsUpstreamFault; a call counts
+// once, after its retries) the circuit opens and calls fail at once with
+// KindCircuitOpen for cooldown; then one probe call decides whether it
+// closes again. Without this option there is no breaker.
+func WithCircuitBreaker(failures int, cooldown time.Duration) Option {
+	return func(c *Client) error {
+		if failures < 1 {
+			return fmt.Errorf("upstream: WithCircuitBreaker: failures must be at least 1, got %d", failures)
+		}
+		if cooldown <= 0 {
+			return fmt.Errorf("upstream: WithCircuitBreaker: cooldown must be positive, got %s", cooldown)
+		}
+		c.breakerFailures, c.breakerCooldown = failures, cooldown
+		return nil
+	}
+}
