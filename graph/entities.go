@@ -16,11 +16,11 @@ import (
 // the results come back in representation order. A representation that
 // matches nothing is nil; an upstream failure fails only its own entries.
 func findEntities[V any](ctx context.Context, n int, key func(i int) string,
-	loader *dataloader.Loader[string, V]) ([]V, error) {
+	load func(context.Context, string) dataloader.Thunk[V]) ([]V, error) {
 	thunks := make([]dataloader.Thunk[V], n)
 	for i := range n {
 		if id := key(i); id != "" {
-			thunks[i] = loader.Load(ctx, id)
+			thunks[i] = load(ctx, id)
 		}
 	}
 	out := make([]V, n)

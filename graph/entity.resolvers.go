@@ -13,12 +13,12 @@ import (
 
 // FindImageGroup is the resolver for the findImageGroup field.
 func (r *entityResolver) FindImageGroup(ctx context.Context, reps []*model.ImageGroupRepresentation) ([]*model.ImageGroup, error) {
-	return findEntities(ctx, len(reps), func(i int) string { return groupKey(reps[i]) }, For(ctx).groups)
+	return findEntities(ctx, len(reps), func(i int) string { return groupKey(reps[i]) }, For(ctx).groupThunk)
 }
 
 // FindImageVersion is the resolver for the findImageVersion field.
 func (r *entityResolver) FindImageVersion(ctx context.Context, reps []*model.ImageVersionRepresentation) ([]*model.ImageVersion, error) {
-	return findEntities(ctx, len(reps), func(i int) string { return versionKey(reps[i]) }, For(ctx).versions)
+	return findEntities(ctx, len(reps), func(i int) string { return versionKey(reps[i]) }, For(ctx).versionThunk)
 }
 
 // Entity returns EntityResolver implementation.

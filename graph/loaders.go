@@ -68,20 +68,30 @@ func (q Query) Request() *upstream.DescribeCommunityImagesRequest {
 	return r
 }
 
-// Page is one upstream response, mapped.
+// Page is one upstream response, mapped. It is shared and read-only.
 type Page struct {
 	// Groups are the groups of the page in upstream order.
 	Groups []*model.ImageGroup
 	// TotalCount and AvailableTotalCount are the upstream's counts.
 	TotalCount          int
 	AvailableTotalCount int
+
+	// groups (when the page is complete) and versions index the page's
+	// groups and versions by their upstream ids.
+	groups   map[string]*model.ImageGroup
+	versions map[string]*model.ImageVersion
 }
 
 // Loaders are the per-request dataloaders. Build them per request with
 // NewLoaders (the Middleware does) and reach them with For.
 type Loaders struct {
-	svc    Service
-	mapper model.Mapper
+	svc  Service
+	memo *pageMemo
+
+	// seen are the pages this request has loaded: the groups and versions
+	// they hold answer the request's lookups without a load.
+	mu   sync.Mutex
+	seen []*Page
 
 	// pages loads one upstream request per distinct Query.
 	pages *dataloader.Loader[Query, *Page]
@@ -117,13 +127,20 @@ type LoaderOptions struct {
 	// MaxPageSize bounds the first and last of a group's versions
 	// (model.DefaultMaxPageSize if 0).
 	MaxPageSize int
+	// memo maps each response once across requests (NewHandler shares one);
+	// nil: each request maps its own.
+	memo *pageMemo
 }
 
 // NewLoaders returns a fresh set of loaders over svc, for one request.
 func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
+	memo := opt.memo
+	if memo == nil {
+		memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
+	}
 	l := &Loaders{
 		svc:          svc,
-		mapper:       model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize},
+		memo:         memo,
 		immediate:    opt.Wait <= 0,
 		pageCache:    newClaimCache[Query, *Page](),
 		groupCache:   newClaimCache[string, *model.ImageGroup](),
@@ -169,10 +186,15 @@ func For(ctx context.Context) *Loaders {
 	return l
 }
 
-// Middleware builds fresh loaders for every request.
+// Middleware builds fresh loaders for every request, and the
+// upstream.Usage its reads record into.
 func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler {
+	if opt.memo == nil {
+		opt.memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(WithLoaders(r.Context(), NewLoaders(svc, opt))))
+		ctx := upstream.WithUsage(r.Context(), &upstream.Usage{})
+		next.ServeHTTP(w, r.WithContext(WithLoaders(ctx, NewLoaders(svc, opt))))
 	})
 }
 
@@ -212,6 +234,9 @@ func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
 
 // Group loads the group with every version; nil when it does not exist.
 func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup, error) {
+	if g := l.seenGroup(groupID); g != nil {
+		return g, nil
+	}
 	if l.immediate {
 		return loadAlone(ctx, l.groupCache, groupID, l.fetchGroup)
 	}
@@ -223,42 +248,80 @@ func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup,
 func (l *Loaders) GroupThunks(ctx context.Context, ids []string) []dataloader.Thunk[*model.ImageGroup] {
 	thunks := make([]dataloader.Thunk[*model.ImageGroup], len(ids))
 	for i, id := range ids {
-		thunks[i] = l.groups.Load(ctx, id)
+		thunks[i] = l.groupThunk(ctx, id)
 	}
 	dispatch(l, l.groups)
 	return thunks
 }
 
+// groupThunk starts loading one group, answered at once when a page of the
+// request holds it.
+func (l *Loaders) groupThunk(ctx context.Context, id string) dataloader.Thunk[*model.ImageGroup] {
+	if g := l.seenGroup(id); g != nil {
+		return func() (*model.ImageGroup, error) { return g, nil }
+	}
+	return l.groups.Load(ctx, id)
+}
+
+// versionThunk starts loading one version, answered at once when a page of
+// the request holds it.
+func (l *Loaders) versionThunk(ctx context.Context, id string) dataloader.Thunk[*model.ImageVersion] {
+	if v := l.seenVersion(id); v != nil {
+		return func() (*model.ImageVersion, error) { return v, nil }
+	}
+	return l.versions.Load(ctx, id)
+}
+
+// seenGroup is the group with every version that a page of the request
+// holds, or nil.
+func (l *Loaders) seenGroup(id string) *model.ImageGroup {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.seen {
+		if g := p.groups[id]; g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
+// seenVersion is the version a page of the request holds, or nil.
+func (l *Loaders) seenVersion(id string) *model.ImageVersion {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.seen {
+		if v := p.versions[id]; v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
 // Version loads one version; nil when it does not exist.
 func (l *Loaders) Version(ctx context.Context, imageID string) (*model.ImageVersion, error) {
+	if v := l.seenVersion(imageID); v != nil {
+		return v, nil
+	}
 	if l.immediate {
 		return loadAlone(ctx, l.versionCache, imageID, l.fetchVersion)
 	}
 	return l.versions.Load(ctx, imageID)()
 }
 
-// call makes one upstream call, maps it and primes the loaders with what it
-// learned: every version, and every group when the request had no
-// version-level filter (so the groups hold all their versions).
+// call makes one upstream call, maps it (once for every request that reads
+// the same response) and keeps the page, so that later lookups of the
+// request find what it learned: every version, and every group when the
+// request had no version-level filter (so the groups hold all their
+// versions).
 func (l *Loaders) call(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*Page, error) {
 	resp, err := l.svc.DescribeCommunityImages(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	complete := !req.HasVersionFilter()
-	p := &Page{
-		Groups:              l.mapper.Groups(resp, complete),
-		TotalCount:          resp.TotalCount,
-		AvailableTotalCount: resp.AvailableTotalCount,
-	}
-	for _, g := range p.Groups {
-		if complete {
-			l.groups.Prime(ctx, g.GroupID, g)
-		}
-		for _, v := range g.KnownVersions {
-			l.versions.Prime(ctx, v.ImageID, v)
-		}
-	}
+	p := l.memo.page(resp, !req.HasVersionFilter())
+	l.mu.Lock()
+	l.seen = append(l.seen, p)
+	l.mu.Unlock()
 	return p, nil
 }
 
@@ -350,13 +413,4 @@ func findGroup(p *Page, id string) *model.ImageGroup {
 	return nil
 }
 
-func findVersion(p *Page, id string) *model.ImageVersion {
-	for _, g := range p.Groups {
-		for _, v := range g.KnownVersions {
-			if v.ImageID == id {
-				return v
-			}
-		}
-	}
-	return nil
-}
+func findVersion(p *Page, id string) *model.ImageVersion { return p.versions[id] }
