@@ -33,6 +33,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/compshare/imagegraph/access"
+	"github.com/compshare/imagegraph/cache"
 	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/limits"
@@ -96,6 +97,14 @@ type config struct {
 	PersistedOperations     string
 	PersistedOperationsOnly bool
 
+	// The response cache (package cache) and the circuit breaker.
+	CacheTTL                  time.Duration
+	CacheStaleWhileRevalidate time.Duration
+	CacheStaleIfError         time.Duration
+	CacheMaxBytes             int64
+	BreakerFailures           int
+	BreakerCooldown           time.Duration
+
 	// Browsers, keys and clients (package access).
 	CORSAllowedOrigins string
 	APIKeysFile        string
@@ -135,6 +144,13 @@ func defaultConfig() config {
 		MaxUpstreamCalls: limits.DefaultLimits.MaxUpstreamCalls,
 		OperationTimeout: limits.DefaultOperationTimeout,
 		APQMaxBytes:      16 << 20,
+
+		CacheTTL:                  cache.DefaultTTL,
+		CacheStaleWhileRevalidate: cache.DefaultStaleWhileRevalidate,
+		CacheStaleIfError:         cache.DefaultStaleIfError,
+		CacheMaxBytes:             cache.DefaultMaxBytes,
+		BreakerFailures:           5,
+		BreakerCooldown:           10 * time.Second,
 	}
 }
 
@@ -178,6 +194,12 @@ func (c *config) settings() []setting {
 		{env: "MAX_COST", usage: "estimated cost of an operation (IBM cost directives; 0: no limit)", value: intValue{&c.MaxCost}},
 		{env: "MAX_UPSTREAM_CALLS", usage: "upstream calls of an operation, estimated before and counted during execution (0: no limit)", value: intValue{&c.MaxUpstreamCalls}},
 		{env: "OPERATION_TIMEOUT", usage: "deadline of one operation (Go duration; 0: none)", value: durationValue{&c.OperationTimeout}},
+		{env: "CACHE_TTL", usage: "how long an upstream answer is fresh in the response cache (0 turns the cache off)", value: durationValue{&c.CacheTTL}},
+		{env: "CACHE_STALE_WHILE_REVALIDATE", usage: "how long past CACHE_TTL an answer is served at once while one background call refreshes it", value: durationValue{&c.CacheStaleWhileRevalidate}},
+		{env: "CACHE_STALE_IF_ERROR", usage: "how long past CACHE_TTL an answer is served when the upstream fails or the circuit is open", value: durationValue{&c.CacheStaleIfError}},
+		{env: "CACHE_MAX_BYTES", usage: "memory the response cache may hold", value: int64Value{&c.CacheMaxBytes}},
+		{env: "COMPSHARE_BREAKER_FAILURES", usage: "consecutive failed upstream calls that open the circuit (0 turns the breaker off)", value: intValue{&c.BreakerFailures}},
+		{env: "COMPSHARE_BREAKER_COOLDOWN", usage: "how long the circuit stays open before one probe call", value: durationValue{&c.BreakerCooldown}},
 		{env: "APQ_MAX_BYTES", usage: "bytes of automatic persisted queries kept in memory", value: int64Value{&c.APQMaxBytes}},
 		{env: "PERSISTED_OPERATIONS", usage: "a manifest of persisted operations (Apollo's persisted query list or Relay's map), callable by id", value: stringValue{&c.PersistedOperations}},
 		{env: "PERSISTED_OPERATIONS_ONLY", usage: "run only the operations of PERSISTED_OPERATIONS (and introspection, when on)", value: boolValue{&c.PersistedOperationsOnly}},
@@ -250,6 +272,14 @@ func (c config) Validate() error {
 		return fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes)
 	case c.OperationTimeout < 0:
 		return fmt.Errorf("OPERATION_TIMEOUT must not be negative, got %s", c.OperationTimeout)
+	case c.CacheTTL < 0 || c.CacheStaleWhileRevalidate < 0 || c.CacheStaleIfError < 0:
+		return errors.New("CACHE_TTL, CACHE_STALE_WHILE_REVALIDATE and CACHE_STALE_IF_ERROR must not be negative")
+	case c.CacheMaxBytes < 1:
+		return fmt.Errorf("CACHE_MAX_BYTES must be positive, got %d", c.CacheMaxBytes)
+	case c.BreakerFailures < 0:
+		return fmt.Errorf("COMPSHARE_BREAKER_FAILURES must not be negative (0 turns the breaker off), got %d", c.BreakerFailures)
+	case c.BreakerFailures > 0 && c.BreakerCooldown <= 0:
+		return fmt.Errorf("COMPSHARE_BREAKER_COOLDOWN must be positive, got %s", c.BreakerCooldown)
 	case c.APQMaxBytes < 1:
 		return fmt.Errorf("APQ_MAX_BYTES must be positive, got %d", c.APQMaxBytes)
 	case c.PersistedOperationsOnly && c.PersistedOperations == "":
@@ -334,7 +364,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("no CompShare credentials: serving the built-in sandbox dataset, not the real catalogue",
 			"sandbox_url", sb.url, "sandbox_latency", cfg.SandboxLatency.String())
 	}
+	var breaker upstream.Option
+	if cfg.BreakerFailures > 0 {
+		breaker = upstream.WithCircuitBreaker(cfg.BreakerFailures, cfg.BreakerCooldown)
+	}
 	client, err := upstream.NewClient(
+		breaker,
 		upstream.WithBaseURL(upstreamURL),
 		upstream.WithRegion(cfg.Region),
 		upstream.WithProjectID(cfg.ProjectID),
@@ -349,7 +384,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("upstream client: %w", err)
 	}
 
-	query, err := queryHandler(cfg, limits.Meter(client), log)
+	// The decorators of the upstream, outermost first: the response cache,
+	// then the count of each operation's calls (below the cache, so that
+	// hits cost nothing), then the client.
+	svc := limits.Meter(client)
+	if cfg.CacheTTL > 0 {
+		c, err := cache.New(svc, cache.Options{
+			TTL:                  cfg.CacheTTL,
+			StaleWhileRevalidate: cfg.CacheStaleWhileRevalidate,
+			StaleIfError:         cfg.CacheStaleIfError,
+			MaxBytes:             cfg.CacheMaxBytes,
+			Log:                  log,
+		})
+		if err != nil {
+			return fmt.Errorf("cache: %w", err)
+		}
+		defer c.Close()
+		svc = c
+	}
+	query, err := queryHandler(cfg, svc, log)
 	if err != nil {
 		return err
 	}
@@ -456,6 +509,8 @@ func queryHandler(cfg config, svc graph.Service, log *slog.Logger) (http.Handler
 		},
 		OperationTimeout: cfg.OperationTimeout,
 		Extensions:       []graphql.HandlerExtension{ops},
+		// Answers need a key when keys are on: only private caches then.
+		HTTPCaching: graph.HTTPCaching{MaxAge: cfg.CacheTTL, Private: cfg.APIKeysFile != ""},
 	}
 	if cfg.ClientRateLimit > 0 {
 		burst := cfg.ClientBurst
@@ -561,8 +616,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readiness answers /readyz with the result of a cheap upstream call
-// (Limit=1), cached for ttl so that probes cannot hammer the upstream.
+// readiness answers /readyz: whether this replica can serve. It checks the
+// upstream with a cheap call (Limit=1), cached for ttl so that probes cannot
+// hammer it, and reports that call's outcome and the circuit's state. Only a
+// refusal of the replica's own requests (its credentials rejected, say)
+// makes it unready: an upstream that fails fails every replica alike, and
+// one that can still answer from its cache, or fail fast, serves clients
+// better than one the load balancer took out.
 type readiness struct {
 	client *upstream.Client
 	ttl    time.Duration
@@ -586,17 +646,21 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	err, checked := rd.err, rd.checked
 	rd.mu.Unlock()
+	body := map[string]any{"status": "ready", "upstream": "ok", "circuit": rd.client.CircuitState(),
+		"checkedAt": checked.UTC().Format(time.RFC3339)}
+	status := http.StatusOK
 	if err != nil {
-		body := map[string]any{"status": "unavailable", "checkedAt": checked.UTC().Format(time.RFC3339)}
+		body["upstream"] = "failing"
 		if api, ok := upstream.AsAPIError(err); ok {
 			body["kind"] = string(api.Kind)
 			body["retCode"] = api.RetCode
 			body["requestId"] = api.RequestID
 		}
-		writeJSON(w, http.StatusServiceUnavailable, body)
-		return
+		if !upstream.IsUpstreamFault(err) {
+			body["status"], status = "unavailable", http.StatusServiceUnavailable
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checkedAt": checked.UTC().Format(time.RFC3339)})
+	writeJSON(w, status, body)
 }
 
 type requestIDKey struct{}

@@ -267,6 +267,10 @@ func TestConfig(t *testing.T) {
 		"bad proxy":                 {"TRUSTED_PROXIES": "10.0.0.0/33"},
 		"negative client rate":      {"CLIENT_RATE_LIMIT": "-1"},
 		"zero APQ store":            {"APQ_MAX_BYTES": "0"},
+		"negative TTL":              {"CACHE_TTL": "-1s"},
+		"zero cache bytes":          {"CACHE_MAX_BYTES": "0"},
+		"negative breaker":          {"COMPSHARE_BREAKER_FAILURES": "-1"},
+		"zero cooldown":             {"COMPSHARE_BREAKER_COOLDOWN": "0s"},
 	} {
 		_, err := loadConfig(nil, env(m), io.Discard)
 		assert.Error(t, err, name)

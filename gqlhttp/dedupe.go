@@ -160,8 +160,18 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	if r.body.Cap() == 0 {
+		// The transports say the length before they write: one buffer
+		// of that size instead of one doubled up to it.
+		if n, err := strconv.Atoi(r.header.Get("Content-Length")); err == nil && n > 0 && n <= maxPresize {
+			r.body.Grow(n)
+		}
+	}
 	return r.body.Write(b)
 }
+
+// maxPresize bounds the buffer a declared Content-Length reserves.
+const maxPresize = 16 << 20
 
 // replay writes the kept response to w. The kept values are only read, so
 // any number of requesters may replay one recorder at once.

@@ -9,6 +9,8 @@ package gqlhttp
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"mime"
@@ -49,7 +51,16 @@ const (
 // extensions as DocumentIDExtension. A body that cannot be read or does not
 // decode is handed to transport.POST as it came, so those answers stay
 // gqlgen's own.
-type POST struct{ transport.POST }
+type POST struct {
+	transport.POST
+	// Cache chooses the Cache-Control of executed answers (nil: no-store).
+	Cache CachePolicy
+}
+
+// CachePolicy returns the Cache-Control header of an answer whose operation
+// executed: how long HTTP caches (a CDN, a browser, a router's entity cache)
+// may keep it. Answers to request errors always say no-store.
+type CachePolicy func(ctx context.Context, resp *graphql.Response) string
 
 var _ graphql.Transport = POST{}
 
@@ -81,14 +92,20 @@ func (t POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecu
 	params.Extensions = withDocumentID(params.Extensions, pb.DocumentID, pb.DocID)
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	serve(w, r.Context(), responseContentType(r.Header.Get("Accept")), params, exec, false)
+	serve(w, r, responseContentType(r.Header.Get("Accept")), params, exec, t.Cache, false)
 }
 
 // GET is gqlgen's GET transport with the same changes as POST: executed
 // answers written by writeResponse, request errors answered with the status
 // statusFor chooses, and a `documentId` or `doc_id` query parameter handed
-// on as DocumentIDExtension. Only queries run over GET.
-type GET struct{}
+// on as DocumentIDExtension. Only queries run over GET. A successful answer
+// also carries an ETag (a weak one: the hash of its data, the same on every
+// replica), and a request whose If-None-Match names it gets 304 Not
+// Modified.
+type GET struct {
+	// Cache chooses the Cache-Control of executed answers (nil: no-store).
+	Cache CachePolicy
+}
 
 var _ graphql.Transport = GET{}
 
@@ -98,7 +115,7 @@ func (GET) Supports(r *http.Request) bool {
 }
 
 // Do serves one GET request.
-func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (t GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	start := graphql.Now()
 	contentType := responseContentType(r.Header.Get("Accept"))
 	query, err := url.ParseQuery(r.URL.RawQuery)
@@ -133,22 +150,27 @@ func (GET) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor
 	}
 	params.Extensions = withDocumentID(params.Extensions, docID, relayID)
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	serve(w, r.Context(), contentType, params, exec, true)
+	w.Header().Add("Vary", "Accept")
+	serve(w, r, contentType, params, exec, t.Cache, true)
 }
 
 // serve runs params: a request error is answered with statusFor's status,
 // an operation that is not a query is refused over GET, and anything else
-// executes and is written by writeResponse.
-func serve(w http.ResponseWriter, ctx context.Context, contentType string, params *graphql.RawParams, exec graphql.GraphExecutor, get bool) {
-	w.Header().Set("Content-Type", contentType)
+// executes and is written by writeResponse, with the Cache-Control cache
+// chooses (and, over GET, an ETag).
+func serve(w http.ResponseWriter, r *http.Request, contentType string, params *graphql.RawParams, exec graphql.GraphExecutor, cache CachePolicy, get bool) {
+	ctx := r.Context()
+	h := w.Header()
+	h.Set("Content-Type", contentType)
 	oc, opErr := exec.CreateOperationContext(ctx, params)
 	if opErr != nil {
 		status := statusFor(opErr, contentType)
 		if status == http.StatusTooManyRequests {
 			if s := retryAfterSeconds(opErr); s > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(s))
+				h.Set("Retry-After", strconv.Itoa(s))
 			}
 		}
+		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(status)
 		writeRequestError(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), opErr))
 		return
@@ -159,7 +181,42 @@ func serve(w http.ResponseWriter, ctx context.Context, contentType string, param
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	cc := "no-store"
+	if cache != nil && resp != nil {
+		cc = cache(ctx, resp)
+	}
+	h.Set("Cache-Control", cc)
+	parts := renderResponse(resp)
+	if get && resp != nil && len(resp.Errors) == 0 {
+		// Weak: it identifies the data, not the extensions beside it (what
+		// this request cost differs from one request to the next).
+		sum := sha256.Sum256(resp.Data)
+		etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
+		h.Set("ETag", etag)
+		if etagMatch(r.Header.Get("If-None-Match"), etag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	// The length is known: saying it spares net/http the chunked framing of
+	// a body written in parts.
+	h.Set("Content-Length", strconv.Itoa(len(parts[0])+len(parts[1])+len(parts[2])))
+	for _, p := range parts {
+		_, _ = w.Write(p)
+	}
+}
+
+// etagMatch reports whether an If-None-Match header names etag (or is *),
+// weak comparison, as RFC 9110 asks of If-None-Match.
+func etagMatch(header, etag string) bool {
+	for part := range strings.SplitSeq(header, ",") {
+		part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
+		if part == strings.TrimPrefix(etag, "W/") || part == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // withDocumentID returns ext with the first non-empty of ids under
@@ -266,6 +323,15 @@ func responseContentType(accept string) string {
 // writeResponse writes resp as encoding/json would, with the same keys in
 // the same order, but with its data copied as gqlgen rendered it.
 func writeResponse(w io.Writer, resp *graphql.Response) {
+	for _, part := range renderResponse(resp) {
+		_, _ = w.Write(part)
+	}
+}
+
+// renderResponse is what writeResponse writes, in parts: what comes before
+// the data, the data as gqlgen rendered it (not copied again), and what
+// comes after.
+func renderResponse(resp *graphql.Response) [3][]byte {
 	if resp == nil {
 		resp = &graphql.Response{}
 	}
@@ -287,29 +353,26 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		if err != nil {
 			panic(err)
 		}
-		_, _ = w.Write(b)
-		return
+		return [3][]byte{b}
 	}
 	data := []byte(resp.Data)
 	if data == nil {
 		data = []byte("null")
 	}
-	var b bytes.Buffer
-	b.Grow(len(errs) + len(data) + len(rest) + 20)
-	b.WriteByte('{')
+	head := make([]byte, 0, len(errs)+20)
+	head = append(head, '{')
 	if errs != nil {
-		b.WriteString(`"errors":`)
-		b.Write(errs)
-		b.WriteByte(',')
+		head = append(head, `"errors":`...)
+		head = append(head, errs...)
+		head = append(head, ',')
 	}
-	b.WriteString(`"data":`)
-	b.Write(data)
+	head = append(head, `"data":`...)
+	tail := []byte{'}'}
 	if len(rest) > 2 { // more than {}
-		b.WriteByte(',')
-		b.Write(rest[1 : len(rest)-1])
+		rest[0] = ','
+		tail = rest
 	}
-	b.WriteByte('}')
-	_, _ = w.Write(b.Bytes())
+	return [3][]byte{head, data, tail}
 }
 
 // nilIfEmpty keeps an empty path out of the response, as omitempty does

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -131,24 +132,23 @@ func isGraphQLError(err error) bool {
 }
 
 func presentAPIError(gerr *gqlerror.Error, api *upstream.APIError) {
+	setCode(gerr, apiErrorCode(api))
 	switch api.Kind {
 	case upstream.KindRetCode:
 		gerr.Message = fmt.Sprintf("upstream refused the request (RetCode %d): %s", api.RetCode, api.Message)
-		setCode(gerr, CodeUpstreamError)
 		gerr.Extensions["retCode"] = api.RetCode
 		gerr.Extensions["upstreamMessage"] = api.Message
 	case upstream.KindTimeout:
 		gerr.Message = "upstream did not answer in time"
-		setCode(gerr, CodeUpstreamTimeout)
 	case upstream.KindInvalid:
 		gerr.Message = api.Message
-		setCode(gerr, CodeBadUserInput)
 	case upstream.KindCanceled:
 		gerr.Message = "request canceled"
-		setCode(gerr, CodeUpstreamTimeout)
+	case upstream.KindCircuitOpen:
+		gerr.Message = "upstream unavailable: too many failures in a row; calls resume after a pause"
+		gerr.Extensions["retryAfterSeconds"] = int(math.Ceil(api.RetryAfter.Seconds()))
 	default:
 		gerr.Message = "upstream unavailable"
-		setCode(gerr, CodeUpstreamUnavailable)
 	}
 	if api.RequestID != "" {
 		gerr.Extensions["requestId"] = api.RequestID
@@ -156,6 +156,35 @@ func presentAPIError(gerr *gqlerror.Error, api *upstream.APIError) {
 	if api.Attempts > 0 {
 		gerr.Extensions["attempts"] = api.Attempts
 	}
+}
+
+// apiErrorCode is the code clients see for an upstream failure.
+func apiErrorCode(api *upstream.APIError) string {
+	switch api.Kind {
+	case upstream.KindRetCode:
+		return CodeUpstreamError
+	case upstream.KindTimeout, upstream.KindCanceled:
+		return CodeUpstreamTimeout
+	case upstream.KindInvalid:
+		return CodeBadUserInput
+	default:
+		return CodeUpstreamUnavailable
+	}
+}
+
+// errorCode is the code clients would see for err, had it failed a field.
+func errorCode(err error) string {
+	var (
+		coded CodedError
+		api   *upstream.APIError
+	)
+	switch {
+	case errors.As(err, &coded):
+		return coded.ErrorCode()
+	case errors.As(err, &api):
+		return apiErrorCode(api)
+	}
+	return CodeInternal
 }
 
 func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err error) *gqlerror.Error {

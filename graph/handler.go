@@ -61,6 +61,9 @@ type HandlerConfig struct {
 	// Admit, when set, is charged each operation's estimated cost (a
 	// client rate limit); its error refuses the operation.
 	Admit func(ctx context.Context, cost int) error
+	// HTTPCaching says how HTTP caches may keep answers (the zero value:
+	// every answer says no-store).
+	HTTPCaching HTTPCaching
 	// Extensions are added after the built-in ones, in order: the place
 	// for persisted operations, operation limits, tracing or metrics. One
 	// that intercepts fields (graphql.FieldInterceptor) turns off the
@@ -81,7 +84,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.DeduplicateOperations {
 		h = gqlhttp.Deduplicate(gqlhttp.DedupeOptions{
 			Log:     cfg.Log,
-			Headers: []string{FederationSecretHeader},
+			Headers: []string{FederationSecretHeader, "If-None-Match"},
 			Vary:    cfg.DedupeVary,
 		}, h)
 	}
@@ -105,8 +108,8 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
 	srv := handler.New(NewExecutableSchema(Config{Resolvers: resolver}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(gqlhttp.GET{})
-	srv.AddTransport(gqlhttp.POST{})
+	srv.AddTransport(gqlhttp.GET{Cache: cfg.HTTPCaching.policy})
+	srv.AddTransport(gqlhttp.POST{Cache: cfg.HTTPCaching.policy})
 	srv.SetQueryCache(cfg.QueryCache)
 	srv.SetParserTokenLimit(cfg.ParserTokenLimit)
 	// Suggestions name fields and types: with introspection off they would
@@ -120,6 +123,7 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	// A field interceptor added here (AroundFields, or an extension) must
 	// also clear resolver.PlainFieldsInline, or it will miss plain fields.
 	srv.AroundRootFields(introspectionGate)
+	srv.Use(staleData{})
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)
 		if _, ok := ext.(graphql.FieldInterceptor); ok {

@@ -10,6 +10,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/parser"
+
+	"github.com/compshare/imagegraph/upstream"
 )
 
 // Extension is the gqlgen handler extension that holds operations to
@@ -147,8 +149,9 @@ func (e *Extension) InterceptResponse(ctx context.Context, next graphql.Response
 }
 
 // Cost returns what extensions.cost says of the operation of ctx: its
-// estimated cost and upstream calls, the upstream calls it made so far, and
-// the bounds; nil when the extension did not measure it.
+// estimated cost and upstream calls, the upstream calls it made so far (and
+// its cache hits, from the upstream.Usage of ctx), and the bounds; nil when
+// the extension did not measure it.
 func Cost(ctx context.Context) map[string]any {
 	if !graphql.HasOperationContext(ctx) {
 		return nil
@@ -165,6 +168,13 @@ func Cost(ctx context.Context) map[string]any {
 	if b := BudgetFrom(ctx); b != nil {
 		out["upstreamCalls"] = b.Calls()
 		out["maxUpstreamCalls"] = b.Max()
+	}
+	if u := upstream.UsageFrom(ctx); u != nil {
+		// The client's count: real calls only, not those a cache answered
+		// or another operation's identical call in flight did.
+		r := u.Report()
+		out["upstreamCalls"] = r.Calls
+		out["cacheHits"] = r.CacheHits
 	}
 	return out
 }

@@ -58,11 +58,17 @@ DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
 UPSTREAM_LATENCY_MS=${UPSTREAM_LATENCY_MS:-20}
 OVERHEAD_RUN=${OVERHEAD_RUN:-1}
+REFERENCE_RUN=${REFERENCE_RUN:-1}
+PAGES_RUN=${PAGES_RUN:-1}
+PAGES_WARMUP=${PAGES_WARMUP:-10s}
+PIN=${PIN:-1}
+WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
 MAX_INFLIGHT=${COMPSHARE_MAX_INFLIGHT:-64}
 QPS=${COMPSHARE_QPS:-100000}
 BURST=${COMPSHARE_BURST:-100000}
 OUT=${LOAD_OUT:-$root/e2e/load/artifacts}
 FACADE_SCRIPT=$here/reference.lua
+PAGES_SCRIPT=$here/pages.lua
 UPSTREAM_SCRIPT=$here/upstream.lua
 # The path the client posts to under its base URL.
 UPSTREAM_PATH='/?Action=DescribeCommunityImages'
@@ -156,7 +162,7 @@ start_sandbox() {
   local latency_ms=$1 addr=""
   sandbox_log=$OUT/sandbox-${latency_ms}ms.log
   SANDBOX_PUBLIC_KEY=$sb_public_key SANDBOX_PRIVATE_KEY=$sb_private_key \
-    "$sandbox_bin" -addr 127.0.0.1:0 -latency "${latency_ms}ms" >"$sandbox_log" 2>&1 &
+    ${CLIENT_WRAP:-} "$sandbox_bin" -addr 127.0.0.1:0 -latency "${latency_ms}ms" >"$sandbox_log" 2>&1 &
   sandbox_pid=$!
   for _ in $(seq 1 150); do
     if ! kill -0 "$sandbox_pid" 2>/dev/null; then
@@ -178,10 +184,12 @@ start_sandbox() {
   die "the sandbox did not answer GET /stats within 15 s"
 }
 
-# start_server LATENCY_MS: the server against the sandbox on $sandbox_port,
-# ready, on $port.
+# start_server LATENCY_MS [VAR=VALUE...]: the server against the sandbox on
+# $sandbox_port, ready, on $port; the assignments override the run's
+# settings (the lifted upstream limits among them).
 start_server() {
   local latency_ms=$1 health
+  shift
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
     port_free "$port" || continue
@@ -198,7 +206,8 @@ start_server() {
       COMPSHARE_QPS="$QPS" \
       COMPSHARE_BURST="$BURST" \
       LOG_LEVEL=warn \
-      "$bin" >"$server_log" 2>&1 &
+      "$@" \
+      ${SERVER_WRAP:-} "$bin" >"$server_log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 150); do
       if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -230,16 +239,18 @@ host_ticks() { awk '/^cpu /{idle = $5 + $6; t = 0; for (i = 2; i <= NF; i++) t +
 cores() { awk -v a="$1" -v b="$2" -v t="$(getconf CLK_TCK)" -v w="${R[wall]}" 'BEGIN{printf "%.2f", (b - a) / t / w}'; }
 
 declare -A R
-# run_wrk NAME DURATION SCRIPT URL: one wrk run; its result in R. The
-# sandbox runs throughout, the server ($server_pid) when set.
+# run_wrk NAME DURATION SCRIPT URL [allow-no-calls]: one wrk run; its
+# result in R. The sandbox runs throughout, the server ($server_pid) when
+# set. A run without upstream calls is broken, unless allow-no-calls (a run
+# the cache answers).
 run_wrk() {
-  local name=$1 duration=$2 script=$3 url=$4 out=$OUT/wrk-$1.txt tf=$OUT/wrk-$1.time rc=0 kv line
+  local name=$1 duration=$2 script=$3 url=$4 allow=${5:-} out=$OUT/wrk-$1.txt tf=$OUT/wrk-$1.time rc=0 kv line
   local b0 b1 s0="" s1="" h0 h1 t0 t1 c0 c1
   c0=$(upstream_calls)
   b0=$(cpu_ticks "$sandbox_pid")
   [[ -n $server_pid ]] && s0=$(cpu_ticks "$server_pid")
   h0=$(host_ticks); t0=$(date +%s.%N)
-  { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency \
+  { TIMEFORMAT='%U %S'; time ${CLIENT_WRAP:-} wrk -t"${WRK_THREADS:-$THREADS}" -c"$CONNECTIONS" -d"$duration" --timeout "$WRK_TIMEOUT" --latency \
       -s "$script" "$url" >"$out" 2>&1; } 2>"$tf" || rc=$?
   t1=$(date +%s.%N); h1=$(host_ticks)
   kill -0 "$sandbox_pid" 2>/dev/null || { cat "$out" "$sandbox_log" >&2; die "$name: the sandbox died during the run"; }
@@ -258,7 +269,7 @@ run_wrk() {
     cat "$out" >&2
     die "$name: broken run: responses=${R[responses]} non200=${R[non200]} errors=${R[errors]} socket_errors=${R[socket_errors]}"
   fi
-  (( c1 > c0 )) || die "$name: the sandbox counted no upstream call"
+  (( c1 > c0 )) || [[ $allow == allow-no-calls ]] || die "$name: the sandbox counted no upstream call"
   read -r "R[wrk_user]" "R[wrk_sys]" <"$tf"
   R[wall]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')
   R[sandbox_cores]=$(cores "$b0" "$b1")
@@ -301,9 +312,11 @@ measure() {
   report "upstream's own @$CONNECTIONS clients (${latency_ms}ms latency): median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"), ${R[rps]} req/s"
   report "  CPU over the run: sandbox ${R[sandbox_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; $(machine)"
 
-  start_server "$latency_ms"
+  # The cache off: this measures what the facade adds to the upstream's
+  # latency, so every request must go upstream.
+  start_server "$latency_ms" CACHE_TTL=0
   echo "load: server pid $server_pid on 127.0.0.1:$port, COMPSHARE_BASE_URL=http://127.0.0.1:$sandbox_port," \
-    "COMPSHARE_MAX_INFLIGHT=$MAX_INFLIGHT COMPSHARE_QPS=$QPS COMPSHARE_BURST=$BURST"
+    "COMPSHARE_MAX_INFLIGHT=$MAX_INFLIGHT COMPSHARE_QPS=$QPS COMPSHARE_BURST=$BURST CACHE_TTL=0"
   echo "load: the facade: warm-up ($WARMUP)"
   run_wrk "warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
   echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/reference.lua http://127.0.0.1:$port/query"
@@ -324,8 +337,73 @@ measure() {
   report "  $(awk -v c="${R[calls]}" -v n="${R[responses]}" 'BEGIN{printf "%d upstream calls (%.2f a request: concurrent identical calls are coalesced)", c, c / n}')"
 }
 
-measure "$UPSTREAM_LATENCY_MS"
-if [[ $OVERHEAD_RUN == 1 ]]; then
-  measure 0
+# peak_rss PID: the most resident memory the process has had, in MiB.
+peak_rss() { awk '/^VmHWM:/{printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+# measure_pages LATENCY_MS: 140 distinct pages (pages.lua) through a server
+# with the default settings (the account's 20 calls/s, the cache, the
+# deduplication), first with the cache off (CACHE_TTL=0: today's facade),
+# then on, warmed up; then the CPU a request of a cache hit beside that of
+# an answer that goes upstream, both without deduplication so that every
+# request executes.
+measure_pages() {
+  local latency_ms=$1 before calls ttl_s=30
+  local defaults=(COMPSHARE_MAX_INFLIGHT=8 COMPSHARE_QPS=20 COMPSHARE_BURST=40)
+  start_sandbox "$latency_ms"
+  echo "load: sandbox pid $sandbox_pid on 127.0.0.1:$sandbox_port, -latency ${latency_ms}ms"
+
+  start_server "$latency_ms" "${defaults[@]}" CACHE_TTL=0
+  echo "load: 140 distinct pages, default settings, cache off (CACHE_TTL=0)"
+  run_wrk "pages-nocache-${latency_ms}ms" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
+  before=${R[rps]}
+  report "140 distinct pages @$CONNECTIONS clients, default settings, cache off: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"); ${R[calls]} upstream calls"
+  stop_server
+
+  start_server "$latency_ms" "${defaults[@]}"
+  echo "load: 140 distinct pages, default settings (cache on): warm-up ($PAGES_WARMUP)"
+  run_wrk "pages-warmup-${latency_ms}ms" "$PAGES_WARMUP" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
+  calls=${R[calls]}
+  report "140 distinct pages, cache on, warm-up ($PAGES_WARMUP): ${R[rps]} req/s, ${R[calls]} upstream calls"
+  echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/pages.lua http://127.0.0.1:$port/query"
+  run_wrk "pages-${latency_ms}ms" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
+  latency_table "pages-${latency_ms}ms"
+  calls=$((calls + R[calls]))
+  report "140 distinct pages @$CONNECTIONS clients, default settings, cache on, warm: ${R[rps]} req/s ($(awk -v a="${R[rps]}" -v b="$before" 'BEGIN{printf "%.0f", (b > 0 ? a / b : 0)}')× the cache off), median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}")"
+  report "  CPU over the run: server ${R[server_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; $(machine)"
+  report "  $calls upstream calls over the warm-up and the run ($(awk -v w="${PAGES_WARMUP%s}" -v d="${DURATION%s}" 'BEGIN{print w + d}') s, within one ${ttl_s} s TTL) for 140 distinct pages; peak RSS $(peak_rss "$server_pid") MiB"
+  stop_server
+
+  # A hit beside an answer that goes upstream: the reference operation,
+  # every request executed (no deduplication); the second with the cache
+  # off and the upstream limits lifted, so that every request calls it.
+  start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false
+  run_wrk "hits-warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
+  run_wrk "hits-${latency_ms}ms" "$DURATION" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
+  report "cache hits, reference operation @$CONNECTIONS clients, no deduplication: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[server_cores]} cores, ${R[cpu_ms]}ms CPU a request; ${R[calls]} upstream calls"
+  stop_server
+  start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false CACHE_TTL=0
+  run_wrk "upstream-answers-warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
+  run_wrk "upstream-answers-${latency_ms}ms" "$DURATION" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
+  report "answers that go upstream, same operation, cache off, no deduplication: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[server_cores]} cores, ${R[cpu_ms]}ms CPU a request; ${R[calls]} upstream calls"
+  stop_server
+  stop_sandbox
+}
+
+if [[ $REFERENCE_RUN == 1 ]]; then
+  measure "$UPSTREAM_LATENCY_MS"
+  if [[ $OVERHEAD_RUN == 1 ]]; then
+    measure 0
+  fi
+fi
+if [[ $PAGES_RUN == 1 ]]; then
+  # The server on one core, wrk and the sandbox on the other, as on
+  # machines of their own: sharing both cores, wrk starved of CPU counts
+  # its own waiting in the latencies (p99 about twice as high). PIN=0
+  # shares them.
+  if [[ $PIN == 1 ]] && (( $(nproc) >= 2 )) && command -v taskset >/dev/null; then
+    SERVER_WRAP="taskset -c 1" CLIENT_WRAP="taskset -c 0" WRK_THREADS=1
+    echo "load: pages: the server pinned to CPU 1, wrk and the sandbox to CPU 0"
+  fi
+  measure_pages "$UPSTREAM_LATENCY_MS"
 fi
 echo "load: wrk output, sandbox and server logs and summary.txt in $OUT"

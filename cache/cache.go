@@ -1,0 +1,279 @@
+// Package cache keeps the upstream's answers, so that the API serves far more
+// reads than the account's quota of upstream calls allows and keeps
+// answering while the upstream fails.
+//
+// It decorates the upstream service (the GraphQL layer does not notice it),
+// keyed by the canonical request (the parameters that make two calls
+// identical, never the keys or a signature), with freshness as RFC 5861 puts
+// it: fresh for TTL; then, for StaleWhileRevalidate, answered at once while
+// one background call refreshes it; then, for StaleIfError, answered in
+// place of an upstream failure. A complete page (from a request without a
+// version-level filter) also answers the lookups by GroupId and by
+// CompShareImageId of the groups and versions it holds, and lookups that
+// find nothing are kept for TTL. Entries hold decoded responses, so that a
+// hit costs no decoding, and are bounded in bytes.
+//
+// What each read of an operation was answered with (a hit, a fill, stale
+// data and the failure it replaced) is recorded in the operation's
+// upstream.Usage. The package knows the upstream's types, not GraphQL or
+// HTTP.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// Service is the upstream's one action: what the cache decorates and is.
+type Service interface {
+	DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
+}
+
+// Defaults of a Cache built with zero Options fields.
+const (
+	DefaultTTL                  = 30 * time.Second
+	DefaultStaleWhileRevalidate = 60 * time.Second
+	DefaultStaleIfError         = 15 * time.Minute
+	DefaultMaxBytes             = 32 << 20
+)
+
+// refreshTimeout bounds one background refresh; the client's own budget
+// (its timeouts and retries) usually ends it first.
+const refreshTimeout = 2 * time.Minute
+
+// Options configure a Cache.
+type Options struct {
+	// TTL is how long an answer is fresh (must be positive: a server
+	// without a cache does not build one).
+	TTL time.Duration
+	// StaleWhileRevalidate is how long past TTL an entry is still
+	// answered at once, while one background call refreshes it.
+	StaleWhileRevalidate time.Duration
+	// StaleIfError is how long past TTL an entry is answered in place of
+	// an upstream failure (upstream.IsUpstreamFault), the circuit breaker's
+	// refusals included.
+	StaleIfError time.Duration
+	// MaxBytes bounds the memory the entries hold (the bytes of their
+	// strings and structures; data two entries share counts in both).
+	MaxBytes int64
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Log receives failed background refreshes (nil: discard).
+	Log *slog.Logger
+}
+
+// Cache is a Service that answers from its entries when it can and asks
+// next when it must. Safe for concurrent use; build it with New and Close it
+// to stop its background refreshes.
+type Cache struct {
+	next  Service
+	opts  Options
+	now   func() time.Time
+	log   *slog.Logger
+	store *otter.Cache[string, *entry]
+
+	bg     context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	counts counters
+}
+
+// entry is one kept answer.
+type entry struct {
+	resp    *upstream.DescribeCommunityImagesResponse
+	fetched time.Time
+	// negative: a lookup that found nothing, fresh for TTL and never
+	// answered stale.
+	negative   bool
+	weight     uint32
+	refreshing atomic.Bool
+}
+
+// New returns a Cache in front of next.
+func New(next Service, opts Options) (*Cache, error) {
+	switch {
+	case opts.TTL <= 0:
+		return nil, errors.New("cache: TTL must be positive")
+	case opts.StaleWhileRevalidate < 0 || opts.StaleIfError < 0:
+		return nil, errors.New("cache: the stale windows must not be negative")
+	case opts.MaxBytes < 1:
+		return nil, errors.New("cache: MaxBytes must be positive")
+	}
+	c := &Cache{next: next, opts: opts, now: opts.Now, log: opts.Log}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	keep := opts.TTL + max(opts.StaleWhileRevalidate, opts.StaleIfError)
+	store, err := otter.New(&otter.Options[string, *entry]{
+		MaximumWeight: uint64(opts.MaxBytes),
+		Weigher:       func(key string, e *entry) uint32 { return e.weight + uint32(len(key)) + keyOverhead },
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *entry]) time.Duration {
+			if e.Value.negative {
+				return opts.TTL
+			}
+			return keep
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.store = store
+	c.bg, c.stop = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Close stops the background refreshes and waits for them.
+func (c *Cache) Close() {
+	c.stop()
+	c.wg.Wait()
+}
+
+// DescribeCommunityImages answers req from a fresh entry, or from a stale
+// one within StaleWhileRevalidate (refreshing it in the background), or
+// calls next; when next fails with an upstream fault and an entry is within
+// StaleIfError, that entry answers instead. Answers are shared and
+// read-only.
+func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	if req == nil || req.Validate() != nil {
+		return c.next.DescribeCommunityImages(ctx, req) // next refuses it
+	}
+	key := req.CanonicalKey("")
+	usage := upstream.UsageFrom(ctx)
+	e := c.lookup(key, req)
+	if e != nil {
+		age := c.now().Sub(e.fetched)
+		switch {
+		case age < c.opts.TTL:
+			c.counts.hits.Add(1)
+			usage.Hit()
+			usage.Fresh(c.opts.TTL - age)
+			return e.resp, nil
+		case !e.negative && age < c.opts.TTL+c.opts.StaleWhileRevalidate:
+			c.counts.staleHits.Add(1)
+			usage.Hit()
+			usage.Stale(age, nil)
+			c.refresh(key, req, e)
+			return e.resp, nil
+		}
+	}
+	c.counts.misses.Add(1)
+	resp, err := c.next.DescribeCommunityImages(ctx, req)
+	if err == nil {
+		c.put(key, req, resp, c.now())
+		usage.Fresh(c.opts.TTL)
+		return resp, nil
+	}
+	if e != nil && !e.negative && ctx.Err() == nil && upstream.IsUpstreamFault(err) {
+		if age := c.now().Sub(e.fetched); age < c.opts.TTL+c.opts.StaleIfError {
+			c.counts.staleErrors.Add(1)
+			usage.Hit()
+			usage.Stale(age, err)
+			return e.resp, nil
+		}
+	}
+	return nil, err
+}
+
+// lookup returns the entry of key, or, for a lookup by GroupId or
+// CompShareImageId, the one a complete page primed; nil when there is none.
+func (c *Cache) lookup(key string, req *upstream.DescribeCommunityImagesRequest) *entry {
+	if e, ok := c.store.GetIfPresent(key); ok {
+		return e
+	}
+	if lk := lookupKey(req); lk != "" {
+		if e, ok := c.store.GetIfPresent(lk); ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// refresh calls next for req in the background, once at a time for e,
+// detached from the operation that found e stale (nobody's budget, nobody's
+// deadline: the client's own bounds it).
+func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest, e *entry) {
+	if !e.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer e.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(c.bg, refreshTimeout)
+		defer cancel()
+		c.counts.refreshes.Add(1)
+		resp, err := c.next.DescribeCommunityImages(ctx, req)
+		if err != nil {
+			c.log.Debug("cache refresh failed; the stale entry stays", slog.String("error", err.Error()))
+			return
+		}
+		c.put(key, req, resp, c.now())
+	}()
+}
+
+// put keeps a copy of resp (fetched at fetched) under key, as a negative
+// entry when it is a lookup that found nothing, and primes the lookups of
+// the groups and versions of a complete page.
+func (c *Cache) put(key string, req *upstream.DescribeCommunityImagesRequest, resp *upstream.DescribeCommunityImagesResponse, fetched time.Time) {
+	kept := cloneResponse(resp)
+	lk := lookupKey(req)
+	c.set(key, &entry{resp: kept, fetched: fetched, negative: lk != "" && len(kept.CompshareImageGroup) == 0})
+	if req.HasVersionFilter() {
+		return
+	}
+	for i := range kept.CompshareImageGroup {
+		g := &kept.CompshareImageGroup[i]
+		c.set(groupKey(req.Region, g.GroupId), &entry{resp: groupLookup(g), fetched: fetched})
+		for j := range g.Data {
+			c.set(imageKey(req.Region, g.Data[j].CompShareImageId), &entry{resp: imageLookup(g, j), fetched: fetched})
+		}
+	}
+}
+
+// set weighs e and keeps it under key, unless a fresher entry is there.
+func (c *Cache) set(key string, e *entry) {
+	e.weight = weigh(e.resp)
+	c.store.Compute(key, func(old *entry, found bool) (*entry, otter.ComputeOp) {
+		if found && old.fetched.After(e.fetched) {
+			return old, otter.CancelOp
+		}
+		return e, otter.WriteOp
+	})
+}
+
+// Stats are the cache's counters since New.
+type Stats struct {
+	// Hits were answered fresh; StaleHits stale while revalidating;
+	// StaleErrors stale in place of a failure; Misses called the upstream.
+	Hits, StaleHits, StaleErrors, Misses int64
+	// Refreshes are the background refreshes started.
+	Refreshes int64
+	// Entries and Bytes are what the cache holds now.
+	Entries int
+	Bytes   uint64
+}
+
+type counters struct {
+	hits, staleHits, staleErrors, misses, refreshes atomic.Int64
+}
+
+// Stats returns the counters and the size of the cache.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Hits: c.counts.hits.Load(), StaleHits: c.counts.staleHits.Load(),
+		StaleErrors: c.counts.staleErrors.Load(), Misses: c.counts.misses.Load(),
+		Refreshes: c.counts.refreshes.Load(),
+		Entries:   c.store.EstimatedSize(), Bytes: c.store.WeightedSize(),
+	}
+}

@@ -1,0 +1,316 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// clock is a controllable clock: tests move it, nothing sleeps.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeUpstream answers from a catalogue of groups, counts calls, and fails
+// with err while it is set.
+type fakeUpstream struct {
+	groups  []upstream.ImageGroup
+	calls   atomic.Int64
+	mu      sync.Mutex
+	err     error
+	refresh chan struct{} // when set, a call sends on it once answered
+}
+
+func (f *fakeUpstream) fail(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+func (f *fakeUpstream) DescribeCommunityImages(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	err := f.err
+	f.mu.Unlock()
+	if f.refresh != nil {
+		defer func() { f.refresh <- struct{}{} }()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var match []upstream.ImageGroup
+	for _, g := range f.groups {
+		if req.GroupId != "" && g.GroupId != req.GroupId {
+			continue
+		}
+		if req.CompShareImageId != "" {
+			var hit []upstream.Image
+			for _, v := range g.Data {
+				if v.CompShareImageId == req.CompShareImageId {
+					hit = append(hit, v)
+				}
+			}
+			if hit == nil {
+				continue
+			}
+			g.Data = hit
+		}
+		match = append(match, g)
+	}
+	off, lim := 0, 20
+	if req.Offset != nil {
+		off = *req.Offset
+	}
+	if req.Limit != nil {
+		lim = *req.Limit
+	}
+	total := len(match)
+	match = match[min(off, total):min(off+lim, total)]
+	return &upstream.DescribeCommunityImagesResponse{Action: "DescribeCommunityImagesResponse", TotalCount: total, CompshareImageGroup: match}, nil
+}
+
+func catalogue(n int) []upstream.ImageGroup {
+	out := make([]upstream.ImageGroup, n)
+	for i := range out {
+		out[i] = upstream.ImageGroup{GroupId: fmt.Sprintf("group-%03d", i), ImageName: fmt.Sprintf("image %d", i), Status: "Available",
+			Data: []upstream.Image{
+				{CompShareImageId: fmt.Sprintf("img-%03d-a", i), Name: "a", Tags: []string{"AIGC"}, Readme: strings.Repeat("r", 200)},
+				{CompShareImageId: fmt.Sprintf("img-%03d-b", i), Name: "b", SoftwarePorts: []upstream.SoftwarePort{{Software: "Jupyter", Port: 8888}}},
+			}}
+	}
+	return out
+}
+
+var testOptions = Options{TTL: 30 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: 15 * time.Minute, MaxBytes: DefaultMaxBytes}
+
+func newCache(t *testing.T, up Service, clk *clock, opts Options) *Cache {
+	t.Helper()
+	opts.Now = clk.Now
+	c, err := New(up, opts)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func page(offset, limit int) *upstream.DescribeCommunityImagesRequest {
+	return &upstream.DescribeCommunityImagesRequest{Offset: upstream.Int(offset), Limit: upstream.Int(limit)}
+}
+
+// get reads req with a fresh Usage and returns the answer and the report.
+func get(t *testing.T, c *Cache, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, upstream.UsageReport, error) {
+	t.Helper()
+	u := &upstream.Usage{}
+	resp, err := c.DescribeCommunityImages(upstream.WithUsage(context.Background(), u), req)
+	return resp, u.Report(), err
+}
+
+// TestFreshness walks one entry through RFC 5861's windows: fresh for TTL
+// (no call, the remaining freshness reported), then stale-while-revalidate
+// (answered at once, one background call refreshes it however many read
+// it meanwhile), then fresh again.
+func TestFreshness(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{groups: catalogue(30)}
+	clk := newClock()
+	c := newCache(t, up, clk, testOptions)
+
+	first, r, err := get(t, c, page(0, 10))
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, r.FreshFor)
+	assert.EqualValues(t, 1, up.calls.Load())
+
+	clk.Advance(10 * time.Second)
+	again, r, err := get(t, c, page(0, 10))
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, up.calls.Load(), "a fresh entry answers")
+	assert.Equal(t, 1, r.CacheHits)
+	assert.True(t, r.Fresh)
+	assert.Equal(t, 20*time.Second, r.FreshFor)
+	assert.Equal(t, first.CompshareImageGroup[3].GroupId, again.CompshareImageGroup[3].GroupId)
+
+	// Stale, within stale-while-revalidate: answered at once; the refresh
+	// waits on the upstream until the test lets it answer.
+	up.refresh = make(chan struct{})
+	clk.Advance(25 * time.Second)
+	for range 5 {
+		_, r, err = get(t, c, page(0, 10))
+		require.NoError(t, err)
+		assert.True(t, r.Stale)
+		assert.Nil(t, r.StaleError, "revalidating is not an error")
+	}
+	<-up.refresh
+	assert.EqualValues(t, 2, up.calls.Load(), "one background call, however many read the stale entry")
+	require.Eventually(t, func() bool { _, r, _ := get(t, c, page(0, 10)); return r.Fresh && !r.Stale }, 5*time.Second, time.Millisecond,
+		"the refreshed entry is fresh again")
+	assert.EqualValues(t, 2, up.calls.Load())
+}
+
+// TestStaleIfError: past stale-while-revalidate a read calls the upstream;
+// when that fails with an upstream fault, the entry answers within
+// stale-if-error, saying how old it is and what it replaced; a refusal of
+// the request itself is not masked; past stale-if-error the failure stands.
+func TestStaleIfError(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{groups: catalogue(5)}
+	clk := newClock()
+	c := newCache(t, up, clk, testOptions)
+	_, _, err := get(t, c, page(0, 5))
+	require.NoError(t, err)
+
+	outage := &upstream.APIError{Kind: upstream.KindHTTP, HTTPStatus: 503, Retryable: true}
+	up.fail(outage)
+	clk.Advance(5 * time.Minute)
+	resp, r, err := get(t, c, page(0, 5))
+	require.NoError(t, err)
+	assert.Len(t, resp.CompshareImageGroup, 5)
+	assert.True(t, r.Stale)
+	assert.Same(t, outage, r.StaleError)
+	assert.Equal(t, 5*time.Minute, r.StaleAge)
+	assert.EqualValues(t, 2, up.calls.Load(), "the upstream was asked first")
+
+	up.fail(&upstream.APIError{Kind: upstream.KindRetCode, RetCode: upstream.RetCodeParamUnavailable})
+	_, _, err = get(t, c, page(0, 5))
+	assert.Error(t, err, "a refusal of the request is not an outage")
+
+	up.fail(outage)
+	_, _, err = get(t, c, page(5, 5))
+	assert.Error(t, err, "nothing cached: the failure stands")
+
+	clk.Advance(15 * time.Minute)
+	_, _, err = get(t, c, page(0, 5))
+	assert.Error(t, err, "past stale-if-error the failure stands")
+}
+
+// TestPriming: a complete page answers the later lookups of its groups by
+// GroupId and of its versions by CompShareImageId, with no call; a
+// version-filtered page does not (its groups may be trimmed); a lookup that
+// finds nothing is kept for TTL only.
+func TestPriming(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{groups: catalogue(10)}
+	clk := newClock()
+	c := newCache(t, up, clk, testOptions)
+	_, _, err := get(t, c, page(0, 10))
+	require.NoError(t, err)
+	for i := range 10 {
+		g := fmt.Sprintf("group-%03d", i)
+		resp, r, err := get(t, c, &upstream.DescribeCommunityImagesRequest{GroupId: g, Offset: upstream.Int(0), Limit: upstream.Int(1)})
+		require.NoError(t, err)
+		require.Len(t, resp.CompshareImageGroup, 1)
+		assert.Equal(t, g, resp.CompshareImageGroup[0].GroupId)
+		assert.Len(t, resp.CompshareImageGroup[0].Data, 2, "every version")
+		assert.Equal(t, 1, r.CacheHits)
+		for _, v := range []string{"a", "b"} {
+			id := fmt.Sprintf("img-%03d-%s", i, v)
+			resp, _, err := get(t, c, &upstream.DescribeCommunityImagesRequest{CompShareImageId: id, Limit: upstream.Int(1)})
+			require.NoError(t, err)
+			require.Len(t, resp.CompshareImageGroup, 1)
+			assert.Equal(t, g, resp.CompshareImageGroup[0].GroupId)
+			require.Len(t, resp.CompshareImageGroup[0].Data, 1)
+			assert.Equal(t, id, resp.CompshareImageGroup[0].Data[0].CompShareImageId)
+		}
+	}
+	assert.EqualValues(t, 1, up.calls.Load(), "a list, then every detail: one call")
+
+	up2 := &fakeUpstream{groups: catalogue(10)}
+	c2 := newCache(t, up2, newClock(), testOptions)
+	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{Tag: []string{"AIGC"}, Limit: upstream.Int(10)})
+	require.NoError(t, err)
+	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{GroupId: "group-001", Limit: upstream.Int(1)})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, up2.calls.Load(), "a filtered page does not prime")
+
+	missing := &upstream.DescribeCommunityImagesRequest{GroupId: "group-nope", Limit: upstream.Int(1)}
+	for range 3 {
+		resp, _, err := get(t, c, missing)
+		require.NoError(t, err)
+		assert.Empty(t, resp.CompshareImageGroup)
+	}
+	assert.EqualValues(t, 2, up.calls.Load(), "a lookup that found nothing is kept")
+	clk.Advance(31 * time.Second)
+	up.fail(&upstream.APIError{Kind: upstream.KindNetwork})
+	_, _, err = get(t, c, missing)
+	assert.Error(t, err, "and never answered stale")
+}
+
+// TestByteBound: a flood of distinct pages keeps the cache within
+// MaxBytes, by weight, not by entry count.
+func TestByteBound(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{groups: catalogue(400)}
+	const bound = 256 << 10
+	c := newCache(t, up, newClock(), Options{TTL: time.Minute, MaxBytes: bound})
+	for off := range 400 {
+		for _, lim := range []int{1, 5, 20} {
+			_, _, err := get(t, c, page(off, lim))
+			require.NoError(t, err)
+		}
+	}
+	c.store.CleanUp()
+	st := c.Stats()
+	assert.LessOrEqual(t, st.Bytes, uint64(bound))
+	assert.Greater(t, st.Bytes, uint64(bound/2), "the cache is used")
+	assert.Greater(t, st.Entries, 100)
+}
+
+// TestWeighIsAnUpperBound: an entry's weight is at least what its copy
+// really holds on the heap, and not wildly more.
+func TestWeighIsAnUpperBound(t *testing.T) {
+	up := &fakeUpstream{groups: catalogue(20)}
+	resp, err := up.DescribeCommunityImages(context.Background(), page(0, 20))
+	require.NoError(t, err)
+	const n = 200
+	kept := make([]*upstream.DescribeCommunityImagesResponse, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range kept {
+		kept[i] = cloneResponse(resp)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	real := float64(after.HeapAlloc-before.HeapAlloc) / n
+	weight := float64(weigh(kept[0]) + keyOverhead)
+	t.Logf("weight %.0f, heap %.0f bytes an entry", weight, real)
+	assert.GreaterOrEqual(t, weight, real, "weight %.0f, heap %.0f bytes an entry", weight, real)
+	assert.Less(t, weight, 3*real, "weight %.0f, heap %.0f bytes an entry", weight, real)
+	runtime.KeepAlive(kept)
+}
+
+// TestOptionsRefused: a cache that cannot work is refused.
+func TestOptionsRefused(t *testing.T) {
+	t.Parallel()
+	for _, o := range []Options{
+		{MaxBytes: 1},
+		{TTL: time.Second},
+		{TTL: time.Second, MaxBytes: 1, StaleIfError: -1},
+	} {
+		_, err := New(&fakeUpstream{}, o)
+		assert.Error(t, err)
+	}
+}
