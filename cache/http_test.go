@@ -176,7 +176,9 @@ func TestListThenDetails(t *testing.T) {
 		ImageGroups struct {
 			Nodes []struct {
 				ID, GroupID string
-				Versions    struct{ Nodes []struct{ ID, ImageID string } }
+				Versions    struct {
+					Nodes []struct{ ID, ImageID string }
+				}
 			}
 		}
 	}
