@@ -68,6 +68,9 @@ type Options struct {
 	Now func() time.Time
 	// Log receives failed background refreshes (nil: discard).
 	Log *slog.Logger
+	// Tier, when set, is a second tier the replicas of a fleet share: read
+	// on a miss here, written on every upstream answer (see Tier).
+	Tier Tier
 }
 
 // Cache is a Service that answers from its entries when it can and asks
@@ -79,6 +82,9 @@ type Cache struct {
 	now   func() time.Time
 	log   *slog.Logger
 	store *otter.Cache[string, *entry]
+
+	tier   Tier
+	writes chan struct{} // tokens for the tier writes in flight
 
 	bg     context.Context
 	stop   context.CancelFunc
@@ -107,7 +113,7 @@ func New(next Service, opts Options) (*Cache, error) {
 	case opts.MaxBytes < 1:
 		return nil, errors.New("cache: MaxBytes must be positive")
 	}
-	c := &Cache{next: next, opts: opts, now: opts.Now, log: opts.Log}
+	c := &Cache{next: next, opts: opts, now: opts.Now, log: opts.Log, tier: opts.Tier, writes: make(chan struct{}, maxTierWrites)}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -150,7 +156,14 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 	}
 	key := req.CanonicalKey("")
 	usage := upstream.UsageFrom(ctx)
-	e := c.lookup(key, req)
+	e := c.lookup(ctx, key, req)
+	if e != nil && !c.usable(e) && c.tier != nil {
+		// Too old to answer without a call: another replica may have
+		// fetched it since.
+		if newer := c.fromTier(ctx, key, req); newer != nil && newer.fetched.After(e.fetched) {
+			e = newer
+		}
+	}
 	if e != nil {
 		age := c.now().Sub(e.fetched)
 		switch {
@@ -159,7 +172,7 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 			usage.Hit()
 			usage.Fresh(c.opts.TTL - age)
 			return e.resp, nil
-		case !e.negative && age < c.opts.TTL+c.opts.StaleWhileRevalidate:
+		case c.usable(e):
 			c.counts.staleHits.Add(1)
 			usage.Hit()
 			usage.Stale(age, nil)
@@ -185,16 +198,53 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 	return nil, err
 }
 
+// usable reports whether e may answer without a call: fresh, or stale
+// within stale-while-revalidate.
+func (c *Cache) usable(e *entry) bool {
+	age := c.now().Sub(e.fetched)
+	return age < c.opts.TTL || !e.negative && age < c.opts.TTL+c.opts.StaleWhileRevalidate
+}
+
 // lookup returns the entry of key, or, for a lookup by GroupId or
-// CompShareImageId, the one a complete page primed; nil when there is none.
-func (c *Cache) lookup(key string, req *upstream.DescribeCommunityImagesRequest) *entry {
+// CompShareImageId, the one a complete page primed, here or else in the
+// tier; nil when there is none.
+func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) *entry {
 	if e, ok := c.store.GetIfPresent(key); ok {
 		return e
 	}
-	if lk := lookupKey(req); lk != "" {
+	lk := lookupKey(req)
+	if lk != "" {
 		if e, ok := c.store.GetIfPresent(lk); ok {
 			return e
 		}
+	}
+	if c.tier == nil {
+		return nil
+	}
+	return c.fromTier(ctx, key, req)
+}
+
+// fromTier reads the entry of key (or of req's lookup key) from the tier
+// and keeps it here; nil when the tier has none.
+func (c *Cache) fromTier(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) *entry {
+	keys := []string{key}
+	if lk := lookupKey(req); lk != "" {
+		keys = append(keys, lk)
+	}
+	tctx, cancel := context.WithTimeout(ctx, tierTimeout)
+	defer cancel()
+	for i, v := range c.tier.Get(tctx, keys...) {
+		if v == nil {
+			continue
+		}
+		e, err := decodeEntry(v)
+		if err != nil {
+			c.log.Debug("cache: an entry of the shared tier does not decode", slog.String("error", err.Error()))
+			continue
+		}
+		c.counts.tierHits.Add(1)
+		c.set(keys[i], e)
+		return e
 	}
 	return nil
 }
@@ -212,6 +262,18 @@ func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest
 		defer e.refreshing.Store(false)
 		ctx, cancel := context.WithTimeout(c.bg, refreshTimeout)
 		defer cancel()
+		if c.tier != nil {
+			// Another replica may have refreshed it, or be refreshing it.
+			if newer := c.fromTier(ctx, key, req); newer != nil && newer.fetched.After(e.fetched) {
+				return
+			}
+			lctx, lcancel := context.WithTimeout(ctx, tierTimeout)
+			mine := c.tier.Lock(lctx, "refresh\x00"+key, refreshLease)
+			lcancel()
+			if !mine {
+				return
+			}
+		}
 		c.counts.refreshes.Add(1)
 		resp, err := c.next.DescribeCommunityImages(ctx, req)
 		if err != nil {
@@ -224,21 +286,69 @@ func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest
 
 // put keeps a copy of resp (fetched at fetched) under key, as a negative
 // entry when it is a lookup that found nothing, and primes the lookups of
-// the groups and versions of a complete page.
+// the groups and versions of a complete page; with a tier, it writes them
+// there too.
 func (c *Cache) put(key string, req *upstream.DescribeCommunityImagesRequest, resp *upstream.DescribeCommunityImagesResponse, fetched time.Time) {
 	kept := cloneResponse(resp)
 	lk := lookupKey(req)
-	c.set(key, &entry{resp: kept, fetched: fetched, negative: lk != "" && len(kept.CompshareImageGroup) == 0})
-	if req.HasVersionFilter() {
-		return
-	}
-	for i := range kept.CompshareImageGroup {
-		g := &kept.CompshareImageGroup[i]
-		c.set(groupKey(req.Region, g.GroupId), &entry{resp: groupLookup(g), fetched: fetched})
-		for j := range g.Data {
-			c.set(imageKey(req.Region, g.Data[j].CompShareImageId), &entry{resp: imageLookup(g, j), fetched: fetched})
+	entries := map[string]*entry{key: {resp: kept, fetched: fetched, negative: lk != "" && len(kept.CompshareImageGroup) == 0}}
+	if !req.HasVersionFilter() {
+		for i := range kept.CompshareImageGroup {
+			g := &kept.CompshareImageGroup[i]
+			entries[groupKey(req.Region, g.GroupId)] = &entry{resp: groupLookup(g), fetched: fetched}
+			for j := range g.Data {
+				entries[imageKey(req.Region, g.Data[j].CompShareImageId)] = &entry{resp: imageLookup(g, j), fetched: fetched}
+			}
 		}
 	}
+	for k, e := range entries {
+		c.set(k, e)
+	}
+	if c.tier != nil {
+		c.toTier(entries)
+	}
+}
+
+// refreshLease is how long a replica holds the right to refresh an entry
+// for the fleet: past it (the replica died, say), another may.
+const refreshLease = 10 * time.Second
+
+// toTier writes entries to the tier in the background, at most
+// maxTierWrites batches at a time: past that they are dropped, as the tier
+// is best-effort and the replica's own entries answer regardless.
+func (c *Cache) toTier(entries map[string]*entry) {
+	select {
+	case c.writes <- struct{}{}:
+	default:
+		c.counts.tierDropped.Add(1)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() { <-c.writes }()
+		batch := make([]TierEntry, 0, len(entries))
+		for k, e := range entries {
+			v, err := encodeEntry(e)
+			if err != nil {
+				c.log.Warn("cache: an entry does not encode", slog.String("error", err.Error()))
+				continue
+			}
+			ttl := c.opts.TTL + max(c.opts.StaleWhileRevalidate, c.opts.StaleIfError)
+			if e.negative {
+				ttl = c.opts.TTL
+			}
+			// The time left of the entry's life, not a full one: it may
+			// have been fetched a while ago.
+			ttl -= c.now().Sub(e.fetched)
+			if ttl > 0 {
+				batch = append(batch, TierEntry{Key: k, Value: v, TTL: ttl})
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.bg, 4*tierTimeout)
+		defer cancel()
+		c.tier.Set(ctx, batch)
+	}()
 }
 
 // set weighs e and keeps it under key, unless a fresher entry is there.
@@ -259,13 +369,16 @@ type Stats struct {
 	Hits, StaleHits, StaleErrors, Misses int64
 	// Refreshes are the background refreshes started.
 	Refreshes int64
+	// TierHits are the entries read from the shared tier; TierDropped the
+	// batches of writes to it dropped because too many were in flight.
+	TierHits, TierDropped int64
 	// Entries and Bytes are what the cache holds now.
 	Entries int
 	Bytes   uint64
 }
 
 type counters struct {
-	hits, staleHits, staleErrors, misses, refreshes atomic.Int64
+	hits, staleHits, staleErrors, misses, refreshes, tierHits, tierDropped atomic.Int64
 }
 
 // Stats returns the counters and the size of the cache.
@@ -274,6 +387,7 @@ func (c *Cache) Stats() Stats {
 		Hits: c.counts.hits.Load(), StaleHits: c.counts.staleHits.Load(),
 		StaleErrors: c.counts.staleErrors.Load(), Misses: c.counts.misses.Load(),
 		Refreshes: c.counts.refreshes.Load(),
-		Entries:   c.store.EstimatedSize(), Bytes: c.store.WeightedSize(),
+		TierHits:  c.counts.tierHits.Load(), TierDropped: c.counts.tierDropped.Load(),
+		Entries: c.store.EstimatedSize(), Bytes: c.store.WeightedSize(),
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -48,7 +49,7 @@ type Client struct {
 
 	endpoint string
 	sem      chan struct{}
-	limiter  waiter
+	limiter  Limiter
 	// Seams for tests; set by NewClient.
 	sleep     func(context.Context, time.Duration) error
 	jitter    func(time.Duration) time.Duration
@@ -58,6 +59,9 @@ type Client struct {
 	mu      sync.Mutex
 	flights map[string]*flight // by coalescing key, while the call runs
 
+	// last is the outcome of the last call that finished.
+	last atomic.Pointer[Outcome]
+
 	breaker         *breaker // nil without WithCircuitBreaker
 	breakerFailures int
 	breakerCooldown time.Duration
@@ -65,8 +69,10 @@ type Client struct {
 
 type credentials struct{ public, private string }
 
-// waiter is the part of *rate.Limiter the client uses.
-type waiter interface {
+// Limiter paces the client's calls: Wait returns when one more call may
+// go, or ctx's error. A *rate.Limiter is one; so is a limiter a fleet of
+// replicas shares.
+type Limiter interface {
 	Wait(ctx context.Context) error
 }
 
@@ -134,6 +140,18 @@ func defaultHTTPClient(maxInFlight int) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// Outcome is how a call ended: when, and its error (nil for success).
+type Outcome struct {
+	At  time.Time
+	Err error
+}
+
+// LastOutcome returns the outcome of the last call that finished (not
+// counting calls every caller abandoned), or nil before any did: what a
+// readiness check reads instead of making calls of its own while traffic
+// flows.
+func (c *Client) LastOutcome() *Outcome { return c.last.Load() }
 
 // Region returns the region sent with requests that name none.
 func (c *Client) Region() string { return c.region }
@@ -293,6 +311,13 @@ func (c *Client) run(ctx context.Context, key string, params Params, f *flight) 
 		f.report(err)
 	} else {
 		f.report(nil)
+	}
+	if err == nil || !errors.Is(err, context.Canceled) {
+		o := &Outcome{At: c.now()}
+		if err != nil {
+			o.Err = err
+		}
+		c.last.Store(o)
 	}
 	c.mu.Lock()
 	if c.flights[key] == f {

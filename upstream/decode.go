@@ -30,3 +30,15 @@ var bodyJSON = sonic.Config{
 func decodeBody(body []byte, out *DescribeCommunityImagesResponse) error {
 	return bodyJSON.Unmarshal(bytes.Clone(body), out)
 }
+
+// DecodeResponse decodes a response body (the upstream's JSON, or a
+// response encoded with encoding/json) with the client's decoder: what a
+// shared cache tier reads its entries back with.
+func DecodeResponse(body []byte) (*DescribeCommunityImagesResponse, error) {
+	out := new(DescribeCommunityImagesResponse)
+	if err := decodeBody(body, out); err != nil {
+		return nil, err
+	}
+	out.Normalize()
+	return out, nil
+}

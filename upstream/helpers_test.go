@@ -24,7 +24,7 @@ func withJitter(f func(time.Duration) time.Duration) Option {
 	return func(c *Client) error { c.jitter = f; return nil }
 }
 
-func withLimiter(w waiter) Option {
+func withLimiter(w Limiter) Option {
 	return func(c *Client) error { c.limiter = w; return nil }
 }
 

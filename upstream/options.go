@@ -228,3 +228,15 @@ func WithCircuitBreaker(failures int, cooldown time.Duration) Option {
 		return nil
 	}
 }
+
+// WithLimiter paces every attempt with l instead of the client's own token
+// bucket (WithRateLimit): a budget of calls that several processes share.
+func WithLimiter(l Limiter) Option {
+	return func(c *Client) error {
+		if l == nil {
+			return errors.New("upstream: WithLimiter: limiter must not be nil")
+		}
+		c.limiter = l
+		return nil
+	}
+}
