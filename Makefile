@@ -7,7 +7,7 @@ STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
 
-.PHONY: load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
+.PHONY: fleet-deps load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -48,8 +48,8 @@ generate-check: generate
 subgraph-sdl:
 	@mkdir -p bin && $(GO) run . -print-schema > bin/subgraph.graphqls && echo bin/subgraph.graphqls
 
-## unit: Go tests with the race detector (unit and end-to-end over HTTP)
-unit:
+## unit: Go tests with the race detector (unit and end-to-end over HTTP, the fleet's included)
+unit: fleet-deps
 	$(GO) test -race -count=1 ./...
 
 ## bench: benchmarks with allocation counts
@@ -79,3 +79,7 @@ load-deps:
 ## load: the reference operation under wrk, 32 clients on loopback, 20 ms upstream (a measurement, not a test)
 load: build load-deps
 	IMAGEGRAPH_BIN=$(CURDIR)/$(BIN) bash e2e/load/run.sh
+
+## fleet-deps: Debian's redis-server and haproxy, which the fleet's tests start on loopback ports of their own
+fleet-deps:
+	command -v redis-server >/dev/null && command -v haproxy >/dev/null || { apt-get update && apt-get install -y redis-server haproxy; }

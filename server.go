@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 
 	"github.com/compshare/imagegraph/access"
 	"github.com/compshare/imagegraph/cache"
+	"github.com/compshare/imagegraph/fleet"
 	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/limits"
@@ -77,7 +79,11 @@ type config struct {
 	SandboxLatency  time.Duration
 	LogLevel        string
 	ShutdownTimeout time.Duration
-	MaxBodyBytes    int64
+	ShutdownDrain   time.Duration
+	// RedisURL, when set, shares the cache, the quota, the client limits
+	// and the APQ store with the fleet (package fleet).
+	RedisURL     string
+	MaxBodyBytes int64
 	// FederationSecret lets a federation router read _service with
 	// introspection off (X-Federation-Secret header).
 	FederationSecret string
@@ -133,6 +139,7 @@ func defaultConfig() config {
 		Playground:      true,
 		LogLevel:        "info",
 		ShutdownTimeout: 15 * time.Second,
+		ShutdownDrain:   5 * time.Second,
 		MaxBodyBytes:    1 << 20,
 
 		MaxDepth:         limits.DefaultLimits.MaxDepth,
@@ -160,6 +167,9 @@ type setting struct {
 	env    string
 	usage  string
 	secret bool
+	// redact, when set, is how the value shows in logs (a URL with its
+	// password masked).
+	redact func(string) string
 	value  flag.Value
 }
 
@@ -183,7 +193,9 @@ func (c *config) settings() []setting {
 		{env: "PLAYGROUND", usage: "serve the GraphiQL playground at /", value: boolValue{&c.Playground}},
 		{env: "SANDBOX_LATENCY", usage: "latency the sandbox adds to every call (sandbox mode only)", value: durationValue{&c.SandboxLatency}},
 		{env: "LOG_LEVEL", usage: "debug, info, warn or error", value: stringValue{&c.LogLevel}},
-		{env: "SHUTDOWN_TIMEOUT", usage: "how long in-flight requests get on SIGTERM", value: durationValue{&c.ShutdownTimeout}},
+		{env: "SHUTDOWN_DRAIN", usage: "on SIGTERM, how long /readyz answers 503 while the server keeps serving, so that load balancers take it out", value: durationValue{&c.ShutdownDrain}},
+		{env: "SHUTDOWN_TIMEOUT", usage: "after the drain, how long in-flight requests get to finish", value: durationValue{&c.ShutdownTimeout}},
+		{env: "REDIS_URL", usage: "redis:// or rediss:// URL (password, db) of a Redis the replicas share the cache, quota, client limits and APQ store through; empty: each replica alone (password never logged)", value: stringValue{&c.RedisURL}, redact: fleet.RedactURL},
 		{env: "MAX_BODY_BYTES", usage: "largest request body accepted", value: int64Value{&c.MaxBodyBytes}},
 		{env: "FEDERATION_SECRET", usage: "secret a federation router sends in X-Federation-Secret to read _service while introspection is off, run operations outside the safelist, and pass without an API key (never logged)", secret: true, value: stringValue{&c.FederationSecret}},
 		{env: "MAX_DEPTH", usage: "deepest field nesting of an operation, fragments expanded (0: no limit)", value: intValue{&c.MaxDepth}},
@@ -268,6 +280,10 @@ func (c config) Validate() error {
 		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", c.SandboxLatency)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
+	case c.ShutdownDrain < 0:
+		return fmt.Errorf("SHUTDOWN_DRAIN must not be negative, got %s", c.ShutdownDrain)
+	case c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://"):
+		return errors.New("REDIS_URL must be a redis:// or rediss:// URL")
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes)
 	case c.OperationTimeout < 0:
@@ -321,6 +337,9 @@ func (c config) LogValue() slog.Value {
 	var attrs []slog.Attr
 	for _, s := range c.settings() {
 		v := s.value.String()
+		if s.redact != nil && v != "" {
+			v = s.redact(v)
+		}
 		if s.secret && v != "" {
 			v = "****"
 		}
@@ -364,9 +383,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("no CompShare credentials: serving the built-in sandbox dataset, not the real catalogue",
 			"sandbox_url", sb.url, "sandbox_latency", cfg.SandboxLatency.String())
 	}
-	var breaker upstream.Option
+	var shared *fleet.Redis
+	if cfg.RedisURL != "" {
+		if shared, err = fleet.Connect(cfg.RedisURL, log); err != nil {
+			return err
+		}
+		defer shared.Close()
+	}
+	var breaker, quota upstream.Option
 	if cfg.BreakerFailures > 0 {
 		breaker = upstream.WithCircuitBreaker(cfg.BreakerFailures, cfg.BreakerCooldown)
+	}
+	if shared != nil {
+		// One budget for the fleet, in Redis.
+		quota = upstream.WithLimiter(shared.Quota(cfg.QPS, cfg.Burst))
 	}
 	client, err := upstream.NewClient(
 		breaker,
@@ -378,6 +408,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		upstream.WithRetryPolicy(upstream.RetryPolicy{MaxRetries: cfg.Retries}),
 		upstream.WithMaxInFlight(cfg.MaxInflight),
 		upstream.WithRateLimit(cfg.QPS, cfg.Burst),
+		quota,
 		upstream.WithLogger(log),
 	)
 	if err != nil {
@@ -389,23 +420,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// hits cost nothing), then the client.
 	svc := limits.Meter(client)
 	if cfg.CacheTTL > 0 {
-		c, err := cache.New(svc, cache.Options{
+		opts := cache.Options{
 			TTL:                  cfg.CacheTTL,
 			StaleWhileRevalidate: cfg.CacheStaleWhileRevalidate,
 			StaleIfError:         cfg.CacheStaleIfError,
 			MaxBytes:             cfg.CacheMaxBytes,
 			Log:                  log,
-		})
+		}
+		if shared != nil {
+			opts.Tier = shared.CacheTier()
+		}
+		c, err := cache.New(svc, opts)
 		if err != nil {
 			return fmt.Errorf("cache: %w", err)
 		}
 		defer c.Close()
 		svc = c
 	}
-	query, err := queryHandler(cfg, svc, log)
+	query, err := queryHandler(cfg, svc, shared, log)
 	if err != nil {
 		return err
 	}
+	ready := newReadiness(client, readinessQuiet)
 	trusted, _ := access.ParseTrustedProxies(cfg.TrustedProxies) // checked by Validate
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
@@ -413,7 +449,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           routes(cfg, query, trusted, client, sb.server, log),
+		Handler:           routes(cfg, query, ready, trusted, sb.server, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      2 * time.Minute,
@@ -429,6 +465,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case err := <-serveErr:
 		return err
 	case <-ctx.Done():
+	}
+	// The drain: /readyz says 503 at once, and the server keeps serving
+	// while load balancers notice and send new requests elsewhere.
+	ready.drain()
+	log.Info("draining", "drain", cfg.ShutdownDrain.String())
+	select {
+	case <-time.After(cfg.ShutdownDrain):
+	case err := <-serveErr:
+		return err
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -478,10 +523,14 @@ func randomHex(n int) string {
 // queryHandler is /query: who may call it (CORS, API keys) around the
 // GraphQL handler with its persisted operations, operation limits and
 // client rate limit. svc is the upstream as the loaders see it.
-func queryHandler(cfg config, svc graph.Service, log *slog.Logger) (http.Handler, error) {
-	store, err := persisted.NewMemoryStore(cfg.APQMaxBytes)
+func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, log *slog.Logger) (http.Handler, error) {
+	local, err := persisted.NewMemoryStore(cfg.APQMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("APQ_MAX_BYTES: %w", err)
+	}
+	var store persisted.Store = local
+	if shared != nil {
+		store = shared.APQStore(local, apqTTL)
 	}
 	ops := &persisted.Extension{Store: store, Only: cfg.PersistedOperationsOnly, Trusted: graph.FromFederationRouter(cfg.FederationSecret)}
 	if cfg.PersistedOperations != "" {
@@ -517,9 +566,13 @@ func queryHandler(cfg config, svc graph.Service, log *slog.Logger) (http.Handler
 		if burst == 0 {
 			burst = cmp.Or(cfg.MaxCost, limits.DefaultLimits.MaxCost)
 		}
-		limiter, err := access.NewLocalLimiter(cfg.ClientRateLimit, burst)
+		local, err := access.NewLocalLimiter(cfg.ClientRateLimit, burst)
 		if err != nil {
 			return nil, fmt.Errorf("CLIENT_RATE_LIMIT: %w", err)
+		}
+		var limiter access.Limiter = local
+		if shared != nil {
+			limiter = shared.ClientLimiter(cfg.ClientRateLimit, burst, local)
 		}
 		rl := &access.RateLimit{Limiter: limiter, Burst: burst, Log: log}
 		hc.Admit = rl.Admit
@@ -542,6 +595,10 @@ func queryHandler(cfg config, svc graph.Service, log *slog.Logger) (http.Handler
 	}
 	return cors(h), nil
 }
+
+// apqTTL is how long the fleet keeps an APQ document after its last
+// registration (a frontend registers again on a miss, at no cost).
+const apqTTL = 24 * time.Hour
 
 // federationClient is the client name of a request that carries the
 // federation secret.
@@ -584,7 +641,7 @@ func splitList(s string) []string {
 
 // routes wires the endpoints and the middleware around them. sb is the
 // sandbox in sandbox mode, nil otherwise.
-func routes(cfg config, query http.Handler, trusted []netip.Prefix, client *upstream.Client, sb *sandbox.Server, log *slog.Logger) http.Handler {
+func routes(cfg config, query, ready http.Handler, trusted []netip.Prefix, sb *sandbox.Server, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", query)
 	if sb != nil {
@@ -602,7 +659,7 @@ func routes(cfg config, query http.Handler, trusted []netip.Prefix, client *upst
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "mode": mode(cfg), "sandbox": cfg.Sandbox()})
 	})
-	mux.Handle("GET /readyz", newReadiness(client, 5*time.Second))
+	mux.Handle("GET /readyz", ready)
 	if cfg.Playground {
 		mux.Handle("/", playground.Handler("/query"))
 	}
@@ -616,9 +673,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readiness answers /readyz: whether this replica can serve. It checks the
-// upstream with a cheap call (Limit=1), cached for ttl so that probes cannot
-// hammer it, and reports that call's outcome and the circuit's state. Only a
+// readiness answers /readyz: whether this replica can serve. It reports
+// how the upstream answered last (the last call of real traffic, or, when
+// there was none lately, a cheap call of its own, Limit=1, cached for ttl so
+// that probes cannot hammer it) and the circuit's state. Only a
 // refusal of the replica's own requests (its credentials rejected, say)
 // makes it unready: an upstream that fails fails every replica alike, and
 // one that can still answer from its cache, or fail fast, serves clients
@@ -626,6 +684,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type readiness struct {
 	client *upstream.Client
 	ttl    time.Duration
+
+	draining atomic.Bool
 
 	mu      sync.Mutex
 	checked time.Time
@@ -636,16 +696,15 @@ func newReadiness(c *upstream.Client, ttl time.Duration) *readiness {
 	return &readiness{client: c, ttl: ttl}
 }
 
+// drain makes /readyz answer 503 from now on.
+func (rd *readiness) drain() { rd.draining.Store(true) }
+
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rd.mu.Lock()
-	if time.Since(rd.checked) > rd.ttl {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		_, rd.err = rd.client.DescribeCommunityImages(ctx, &upstream.DescribeCommunityImagesRequest{Limit: upstream.Int(1)})
-		cancel()
-		rd.checked = time.Now()
+	if rd.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining"})
+		return
 	}
-	err, checked := rd.err, rd.checked
-	rd.mu.Unlock()
+	checked, err := rd.check(r.Context())
 	body := map[string]any{"status": "ready", "upstream": "ok", "circuit": rd.client.CircuitState(),
 		"checkedAt": checked.UTC().Format(time.RFC3339)}
 	status := http.StatusOK
@@ -662,6 +721,28 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, status, body)
 }
+
+// check returns how the upstream answered last: the outcome of the last
+// call of real traffic when one finished within the last readinessQuiet,
+// else that of a Limit=1 call of its own (made at most every ttl).
+func (rd *readiness) check(ctx context.Context) (time.Time, error) {
+	if o := rd.client.LastOutcome(); o != nil && time.Since(o.At) < readinessQuiet {
+		return o.At, o.Err
+	}
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if time.Since(rd.checked) > rd.ttl {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, rd.err = rd.client.DescribeCommunityImages(ctx, &upstream.DescribeCommunityImagesRequest{Limit: upstream.Int(1)})
+		cancel()
+		rd.checked = time.Now()
+	}
+	return rd.checked, rd.err
+}
+
+// readinessQuiet is how recent a call of real traffic must be for /readyz
+// to report it instead of calling the upstream itself.
+const readinessQuiet = 30 * time.Second
 
 type requestIDKey struct{}
 

@@ -66,6 +66,8 @@ type server struct {
 	url  string
 	logs *logSink
 	done chan error
+	// stop cancels run's context, as SIGTERM does.
+	stop context.CancelFunc
 }
 
 // startServer runs the real server through run with env, on a free port,
@@ -75,13 +77,16 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogSink()
 	getenv := func(k string) string {
-		if k == "PORT" {
-			if v, ok := env[k]; ok {
-				return v
-			}
-			return "0"
+		if v, ok := env[k]; ok {
+			return v
 		}
-		return env[k]
+		switch k {
+		case "PORT":
+			return "0"
+		case "SHUTDOWN_DRAIN":
+			return "0s" // the tests stop servers often; TestDrain drains
+		}
+		return ""
 	}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, logs, io.Discard) }()
@@ -95,12 +100,14 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 		cancel()
 		t.Fatalf("server did not log its address\n%s", logs)
 	}
-	s := &server{url: "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1), logs: logs, done: done}
+	s := &server{url: "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1), logs: logs, done: done, stop: cancel}
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			assert.NoError(t, err)
+		case err, ok := <-done:
+			if ok {
+				assert.NoError(t, err)
+			}
 		case <-time.After(20 * time.Second):
 			t.Error("server did not shut down")
 		}
@@ -462,4 +469,49 @@ func TestBatchingThroughRun(t *testing.T) {
 	require.Len(t, errs, 1, string(raw))
 	assert.Equal(t, "BAD_USER_INPUT", errs[0].(map[string]any)["extensions"].(map[string]any)["code"])
 	assert.Equal(t, 2, calls(), "refused before any upstream call")
+}
+
+// TestDrain: on SIGTERM (run's context ends) /readyz answers 503 at once
+// while /query keeps serving for SHUTDOWN_DRAIN; then the server stops.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"SHUTDOWN_DRAIN": "1500ms"})
+	resp, err := http.Get(s.url + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	s.stop()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(s.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, time.Second, 5*time.Millisecond, "/readyz says 503 at once")
+	status, out, raw := s.graphql(t, `{ imageGroups(first: 1) { totalCount } }`)
+	assert.Equal(t, http.StatusOK, status, "still serving while draining")
+	assert.Nil(t, out["errors"], string(raw))
+	select {
+	case err := <-s.done:
+		require.NoError(t, err)
+		close(s.done)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop after the drain")
+	}
+	assert.Contains(t, s.logs.String(), `"msg":"draining"`)
+}
+
+// TestRedisURLIsMasked: the config line shows REDIS_URL without its
+// password, and a replica whose Redis does not answer starts anyway.
+func TestRedisURLIsMasked(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0"})
+	status, out, _ := s.graphql(t, `{ imageGroups(first: 1) { totalCount } }`)
+	assert.Equal(t, http.StatusOK, status)
+	assert.Nil(t, out["errors"])
+	assert.NotContains(t, s.logs.String(), "hunter2-secret")
+	assert.Contains(t, s.logs.String(), "redis://:****@127.0.0.1:1/0")
+	assert.Contains(t, s.logs.String(), "redis unavailable")
 }

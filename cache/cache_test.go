@@ -314,3 +314,108 @@ func TestOptionsRefused(t *testing.T) {
 		assert.Error(t, err)
 	}
 }
+
+// memTier is a Tier in memory that two caches share, as replicas share
+// Redis.
+type memTier struct {
+	mu      sync.Mutex
+	m       map[string][]byte
+	locks   map[string]bool
+	refused bool
+}
+
+func newMemTier() *memTier { return &memTier{m: map[string][]byte{}, locks: map[string]bool{}} }
+
+func (t *memTier) Get(_ context.Context, keys ...string) [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = t.m[k]
+	}
+	return out
+}
+
+func (t *memTier) Set(_ context.Context, entries []TierEntry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range entries {
+		t.m[e.Key] = e.Value
+	}
+}
+
+func (t *memTier) Lock(_ context.Context, key string, _ time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refused || t.locks[key] {
+		return false
+	}
+	t.locks[key] = true
+	return true
+}
+
+func (t *memTier) has(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[key] != nil
+}
+
+// TestTierSharesAcrossCaches: what one cache fetched, another reads from
+// the tier with its fetch time (so its freshness carries over), primed
+// lookups included; a stale entry another replica is refreshing (it holds
+// the lease) is not refreshed twice.
+func TestTierSharesAcrossCaches(t *testing.T) {
+	t.Parallel()
+	tier := newMemTier()
+	clk := newClock()
+	upA, upB := &fakeUpstream{groups: catalogue(5)}, &fakeUpstream{groups: catalogue(5)}
+	opts := testOptions
+	opts.Tier = tier
+	a, b := newCache(t, upA, clk, opts), newCache(t, upB, clk, opts)
+
+	_, _, err := get(t, a, page(0, 5))
+	require.NoError(t, err)
+	key := page(0, 5).CanonicalKey("")
+	require.Eventually(t, func() bool { return tier.has(key) && tier.has(groupKey("", "group-004")) }, 5*time.Second, time.Millisecond)
+
+	clk.Advance(10 * time.Second)
+	resp, r, err := get(t, b, page(0, 5))
+	require.NoError(t, err)
+	assert.Len(t, resp.CompshareImageGroup, 5)
+	assert.Equal(t, 20*time.Second, r.FreshFor, "the fetch time travels with the entry")
+	assert.Zero(t, upB.calls.Load())
+	resp, _, err = get(t, b, &upstream.DescribeCommunityImagesRequest{CompShareImageId: "img-003-b", Limit: upstream.Int(1)})
+	require.NoError(t, err)
+	assert.Equal(t, "group-003", resp.CompshareImageGroup[0].GroupId)
+	assert.Equal(t, 8888, resp.CompshareImageGroup[0].Data[0].SoftwarePorts[0].Port)
+	assert.Zero(t, upB.calls.Load(), "primed lookups are shared too")
+
+	// Stale for both; another replica holds the refresh lease.
+	tier.mu.Lock()
+	tier.refused = true
+	tier.mu.Unlock()
+	clk.Advance(30 * time.Second)
+	_, r, err = get(t, b, page(0, 5))
+	require.NoError(t, err)
+	assert.True(t, r.Stale)
+	b.Close() // waits for the background refresh attempt
+	assert.Zero(t, upB.calls.Load(), "the replica without the lease does not refresh")
+}
+
+// TestEntryEncoding: an entry survives the tier's encoding whole.
+func TestEntryEncoding(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{groups: catalogue(3)}
+	resp, err := up.DescribeCommunityImages(context.Background(), page(0, 3))
+	require.NoError(t, err)
+	in := &entry{resp: cloneResponse(resp), fetched: time.Unix(1700000000, 123), negative: true}
+	raw, err := encodeEntry(in)
+	require.NoError(t, err)
+	out, err := decodeEntry(raw)
+	require.NoError(t, err)
+	assert.True(t, out.fetched.Equal(in.fetched))
+	assert.True(t, out.negative)
+	assert.Equal(t, in.resp.CompshareImageGroup, out.resp.CompshareImageGroup)
+	_, err = decodeEntry([]byte("nonsense"))
+	assert.Error(t, err)
+}

@@ -1,0 +1,463 @@
+package fleet_test
+
+// The fleet end to end: a real redis-server (Debian's), the sandbox as its
+// own process with 20 ms of latency, three replicas of the built server
+// sharing Redis, and HAProxy (Debian's) in front of them, health-checking
+// /readyz. Everything listens on loopback ports the test picks, every loop
+// is bounded, and everything is stopped at the end.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The fleet's settings: a small budget of upstream calls, so that the test
+// can see it hold; a drain long enough for HAProxy to notice.
+const (
+	fleetQPS      = 10
+	fleetBurst    = 5
+	drain         = 2 * time.Second
+	shutdownLimit = 5 * time.Second
+)
+
+func TestFleet(t *testing.T) {
+	for _, tool := range []string{"redis-server", "haproxy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: install Debian's redis-server and haproxy (make fleet-deps does)", tool)
+		}
+	}
+	dir := t.TempDir()
+	root := moduleRoot(t)
+	bin := build(t, root, dir, "imagegraph", ".")
+	sandboxBin := build(t, root, dir, "sandbox", "./upstream/sandbox/cmd/sandbox")
+
+	redisPort := freePort(t)
+	rds := startProcess(t, "redis", exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no"))
+	waitListening(t, redisPort)
+	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort)
+	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", redisPort)})
+	t.Cleanup(func() { _ = rc.Close() })
+
+	const pub, priv = "fleet-test-public", "fleet-test-private-0123456789"
+	sb := exec.Command(sandboxBin, "-addr", "127.0.0.1:0", "-latency", "20ms")
+	sb.Env = append(os.Environ(), "SANDBOX_PUBLIC_KEY="+pub, "SANDBOX_PRIVATE_KEY="+priv)
+	sbProc := startProcess(t, "sandbox", sb)
+	sandboxURL := sbProc.waitFor(t, regexp.MustCompile(`listening on (http://\S+)`))
+
+	replicas := make([]*process, 3)
+	ports := make([]int, 3)
+	for i := range replicas {
+		ports[i] = freePort(t)
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(),
+			"PORT="+strconv.Itoa(ports[i]),
+			"COMPSHARE_BASE_URL="+sandboxURL,
+			"COMPSHARE_PUBLIC_KEY="+pub,
+			"COMPSHARE_PRIVATE_KEY="+priv,
+			"COMPSHARE_QPS="+strconv.Itoa(fleetQPS),
+			"COMPSHARE_BURST="+strconv.Itoa(fleetBurst),
+			"REDIS_URL="+redisURL,
+			"SHUTDOWN_DRAIN="+drain.String(),
+			"SHUTDOWN_TIMEOUT="+shutdownLimit.String(),
+			"LOG_LEVEL=info",
+		)
+		replicas[i] = startProcess(t, fmt.Sprintf("replica%d", i+1), cmd)
+		replicas[i].waitFor(t, regexp.MustCompile(`"msg":"listening"`))
+	}
+
+	lbPort := freePort(t)
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	require.NoError(t, os.WriteFile(cfg, []byte(haproxyConfig(lbPort, ports)), 0o600))
+	startProcess(t, "haproxy", exec.Command("haproxy", "-db", "-f", cfg))
+	lb := fmt.Sprintf("http://127.0.0.1:%d/query", lbPort)
+	require.Eventually(t, func() bool { return get(lb, `{ __typename }`) == nil }, 10*time.Second, 50*time.Millisecond,
+		"HAProxy serves through the replicas")
+	require.Eventually(t, func() bool { return rc.Exists(context.Background(), "imagegraph:replicas").Val() == 1 }, 10*time.Second, 50*time.Millisecond,
+		"the replicas report themselves to Redis")
+
+	calls := func() int64 {
+		t.Helper()
+		resp, err := http.Get(sandboxURL + "/stats")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var st struct{ Calls int64 }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+		return st.Calls
+	}
+	replicaURL := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d/query", ports[i]) }
+
+	t.Run("a page one replica read is answered by the others without a call", func(t *testing.T) {
+		const page = `{ imageGroups(first: 7, orderBy: {field: USAGE, direction: DESC}) { nodes { groupId latestVersion { imageId } } } }`
+		first := cost(t, replicaURL(0), page)
+		assert.Equal(t, 1, first.UpstreamCalls)
+		// The first replica writes the page to Redis in the background.
+		require.Eventually(t, func() bool {
+			keys, _ := rc.Keys(context.Background(), "imagegraph:cache:*").Result()
+			return len(keys) > 0
+		}, 5*time.Second, 20*time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the rest of that batch
+		for _, i := range []int{1, 2} {
+			c := cost(t, replicaURL(i), page)
+			assert.Zero(t, c.UpstreamCalls, "replica %d read it from Redis", i+1)
+			assert.Equal(t, 1, c.CacheHits)
+		}
+	})
+
+	t.Run("an APQ hash registered through one replica is known to the others", func(t *testing.T) {
+		const q = `query Apq { imageGroups(first: 2) { totalCount } }`
+		sum := sha256.Sum256([]byte(q))
+		ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + hex.EncodeToString(sum[:]) + `"}}`
+		body, _ := json.Marshal(map[string]any{"query": q, "extensions": json.RawMessage(ext)})
+		require.NoError(t, post(replicaURL(0), body))
+		for _, i := range []int{1, 2} {
+			u := replicaURL(i) + "?extensions=" + url.QueryEscape(ext)
+			resp, err := http.Get(u)
+			require.NoError(t, err)
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.NotContains(t, string(raw), "PersistedQueryNotFound", "replica %d", i+1)
+			assert.Contains(t, string(raw), `"totalCount"`)
+		}
+	})
+
+	t.Run("under distinct-page load the fleet keeps to one budget", func(t *testing.T) {
+		before := calls()
+		start := time.Now()
+		failures := load(t, lb, 3*time.Second, 12, func(n int) string {
+			// Distinct pages: each a call the cache cannot answer.
+			return fmt.Sprintf(`{ imageGroups(first: %d, after: %q) { nodes { groupId } } }`, 1+n%20, cursor(n))
+		})
+		elapsed := time.Since(start).Seconds()
+		made := calls() - before
+		assert.Zero(t, failures)
+		assert.LessOrEqual(t, float64(made), fleetBurst+fleetQPS*elapsed+1,
+			"%d upstream calls in %.1fs against a budget of %d/s after a burst of %d", made, elapsed, fleetQPS, fleetBurst)
+		assert.Greater(t, float64(made), fleetQPS*elapsed/2, "the budget was used")
+	})
+
+	warm := func(n int) string {
+		return fmt.Sprintf(`{ imageGroups(first: %d) { totalCount nodes { groupId name } } }`, 30+n%5)
+	}
+	for n := range 5 {
+		require.NoError(t, get(lb, warm(n)))
+	}
+
+	t.Run("Redis stopped in the middle of a load run: no request fails; started again: sharing resumes", func(t *testing.T) {
+		var failures atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			// Pages read before, and new ones, which the replicas fetch
+			// on their own budgets while Redis is away.
+			failures.Add(load(t, lb, 6*time.Second, 8, func(n int) string {
+				if n%4 == 0 {
+					return fmt.Sprintf(`{ imageGroups(first: %d) { totalCount nodes { groupId } } }`, 40+n%10)
+				}
+				return warm(n)
+			}))
+		}()
+		time.Sleep(time.Second)
+		rds.stop(t)
+		// Longer than the replicas' heartbeat, so that every one notices.
+		time.Sleep(3 * time.Second)
+		rds = startProcess(t, "redis", exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no"))
+		waitListening(t, redisPort)
+		<-done
+		assert.Zero(t, failures.Load())
+		for i, r := range replicas {
+			assert.True(t, strings.Contains(r.output(), "redis unavailable"), "replica %d noticed", i+1)
+		}
+		require.Eventually(t, func() bool {
+			for _, r := range replicas {
+				if !strings.Contains(r.output(), "redis back") {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, 50*time.Millisecond, "every replica picked Redis up again")
+		// Sharing resumes: a page read through one replica reaches the others.
+		const page = `{ imageGroups(first: 9, orderBy: {field: PUBLISHED_AT, direction: ASC}) { nodes { groupId } } }`
+		assert.Equal(t, 1, cost(t, replicaURL(2), page).UpstreamCalls)
+		require.Eventually(t, func() bool {
+			keys, _ := rc.Keys(context.Background(), "imagegraph:cache:*").Result()
+			return len(keys) > 0
+		}, 5*time.Second, 20*time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+		assert.Zero(t, cost(t, replicaURL(0), page).UpstreamCalls, "shared through Redis again")
+	})
+
+	t.Run("one replica sent SIGTERM in the middle of a load run: no request fails, and it exits within the drain and the shutdown timeout", func(t *testing.T) {
+		var failures atomic.Int64
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			failures.Add(load(t, lb, 5*time.Second, 8, warm))
+		}()
+		time.Sleep(time.Second)
+		victim := replicas[1]
+		sent := time.Now()
+		require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
+		select {
+		case <-victim.exited:
+		case <-time.After(drain + shutdownLimit + 5*time.Second):
+			t.Fatal("the replica did not exit")
+		}
+		took := time.Since(sent)
+		<-done
+		assert.Zero(t, failures.Load())
+		assert.Zero(t, victim.cmd.ProcessState.ExitCode(), victim.output())
+		assert.GreaterOrEqual(t, took, drain, "it served through the drain")
+		assert.Less(t, took, drain+shutdownLimit, "and stopped within the shutdown timeout")
+	})
+}
+
+// load sends requests through url from clients goroutines for d, the n-th
+// request being query(n), and returns how many failed (a transport error,
+// a status other than 200, or an "errors" entry in the body).
+func load(t *testing.T, u string, d time.Duration, clients int, query func(n int) string) int64 {
+	t.Helper()
+	var failures, next atomic.Int64
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				if err := get(u, query(int(next.Add(1)))); err != nil {
+					if failures.Add(1) <= 3 {
+						t.Log(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return failures.Load()
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// costs is extensions.cost of an answer.
+type costs struct {
+	UpstreamCalls int `json:"upstreamCalls"`
+	CacheHits     int `json:"cacheHits"`
+}
+
+// cost POSTs one query that must succeed and returns what it cost.
+func cost(t *testing.T, u, query string) costs {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query})
+	resp, err := httpClient.Post(u, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out struct {
+		Errors     []any `json:"errors"`
+		Extensions struct {
+			Cost costs `json:"cost"`
+		} `json:"extensions"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	require.Empty(t, out.Errors)
+	return out.Extensions.Cost
+}
+
+// get POSTs one query and fails on anything but a 200 without errors.
+func get(u, query string) error {
+	body, _ := json.Marshal(map[string]any{"query": query})
+	return post(u, body)
+}
+
+func post(u string, body []byte) error {
+	resp, err := httpClient.Post(u, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || bytes.Contains(raw, []byte(`"errors"`)) {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, raw)
+	}
+	return nil
+}
+
+// cursor is the cursor of position n, as the API encodes it.
+func cursor(n int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("pos:" + strconv.Itoa(n%140)))
+}
+
+// haproxyConfig balances lbPort over the replicas, health-checking /readyz
+// every 100 ms (out after one failure), and retries a request a replica
+// closed on (the buffered body makes a POST retryable).
+func haproxyConfig(lbPort int, ports []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+  maxconn 2000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  retries 3
+  option redispatch
+  option http-buffer-request
+  retry-on all-retryable-errors
+frontend fleet
+  bind 127.0.0.1:%d
+  default_backend replicas
+backend replicas
+  balance roundrobin
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 100ms fall 1 rise 2
+`, lbPort)
+	for i, p := range ports {
+		fmt.Fprintf(&b, "  server r%d 127.0.0.1:%d check\n", i+1, p)
+	}
+	return b.String()
+}
+
+// process is a child process whose output the test keeps.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	lines  chan string
+	exited chan struct{}
+}
+
+func startProcess(t *testing.T, name string, cmd *exec.Cmd) *process {
+	t.Helper()
+	p := &process{name: name, cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{})}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	require.NoError(t, cmd.Start(), name)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// waitFor returns the first submatch of the first output line re matches.
+func (p *process) waitFor(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case line := <-p.lines:
+			if m := re.FindStringSubmatch(line); m != nil {
+				if len(m) > 1 {
+					return m[1]
+				}
+				return m[0]
+			}
+		case <-p.exited:
+			t.Fatalf("%s exited:\n%s", p.name, p.output())
+		case <-deadline:
+			t.Fatalf("%s did not print %s:\n%s", p.name, re, p.output())
+		}
+	}
+}
+
+func (p *process) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// stop kills the process (if it still runs) and waits for it.
+func (p *process) stop(t *testing.T) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s did not exit", p.name)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	require.NoError(t, err)
+	return strings.TrimSpace(string(out))
+}
+
+func build(t *testing.T, root, dir, name, pkg string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	msg, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(msg))
+	return out
+}
