@@ -22,6 +22,8 @@ type breaker struct {
 	cooldown time.Duration
 	opened   atomic.Int64 // UnixNano of the last opening
 	now      func() time.Time
+	// opens counts the openings, refused the calls refused.
+	opens, refused atomic.Int64
 }
 
 func newBreaker(failures int, cooldown time.Duration, log *slog.Logger, now func() time.Time) *breaker {
@@ -38,6 +40,7 @@ func newBreaker(failures int, cooldown time.Duration, log *slog.Logger, now func
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				b.opened.Store(b.now().UnixNano())
+				b.opens.Add(1)
 			}
 			if log == nil {
 				return
@@ -61,6 +64,7 @@ func (b *breaker) allow() (func(error), error) {
 	}
 	done, err := b.cb.Allow()
 	if err != nil {
+		b.refused.Add(1)
 		retry := time.Second // half-open: the probe is under way
 		if errors.Is(err, gobreaker.ErrOpenState) {
 			retry = max(b.cooldown-b.now().Sub(time.Unix(0, b.opened.Load())), time.Second)

@@ -65,6 +65,9 @@ type Client struct {
 	breaker         *breaker // nil without WithCircuitBreaker
 	breakerFailures int
 	breakerCooldown time.Duration
+
+	observer  Observer // nil without WithObserver
+	coalesced atomic.Int64
 }
 
 type credentials struct{ public, private string }
@@ -270,6 +273,7 @@ func (c *Client) join(ctx context.Context, key string, params Params) (*flight, 
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
 		f.waiters++
+		c.coalesced.Add(1)
 		UsageFrom(ctx).Coalesced()
 		return f, nil
 	}
@@ -356,16 +360,24 @@ func (c *Client) budget() time.Duration {
 // do runs the attempts of one call.
 func (c *Client) do(ctx context.Context, body string, p *progress) (*DescribeCommunityImagesResponse, *APIError) {
 	for attempt := 1; ; attempt++ {
-		resp, e, retryAfter := c.attempt(ctx, body)
+		end := noAttempt
+		if c.observer != nil {
+			end = c.observer.StartAttempt(ctx, attempt)
+		}
+		rep := AttemptReport{Attempt: attempt}
+		resp, e, retryAfter := c.attempt(ctx, body, &rep)
 		if e == nil {
 			p.record(attempt, 0, resp.RequestID)
+			end(rep)
 			return resp, nil
 		}
 		e.Action = ActionDescribeCommunityImages
 		e.Attempts = attempt
 		e.Message = c.redact(e.Message, body)
 		p.record(attempt, e.HTTPStatus, e.RequestID)
+		rep.Err, rep.HTTPStatus, rep.RequestID = e, e.HTTPStatus, e.RequestID
 		if !e.Retryable || attempt > c.retry.MaxRetries {
+			end(rep)
 			if e.Retryable {
 				c.log(ctx, slog.LevelWarn, "upstream call failed after retries", e, 0)
 			}
@@ -373,9 +385,12 @@ func (c *Client) do(ctx context.Context, body string, p *progress) (*DescribeCom
 		}
 		d := c.retry.delay(attempt-1, retryAfter, c.jitter)
 		if dl, ok := ctx.Deadline(); ok && c.now().Add(d).After(dl) {
+			end(rep)
 			c.log(ctx, slog.LevelWarn, "upstream call failed, no budget left to retry", e, d)
 			return nil, e
 		}
+		rep.Retry = true
+		end(rep)
 		c.log(ctx, slog.LevelDebug, "upstream call failed, retrying", e, d)
 		if c.sleep(ctx, d) != nil {
 			return nil, e
@@ -383,22 +398,31 @@ func (c *Client) do(ctx context.Context, body string, p *progress) (*DescribeCom
 	}
 }
 
-// attempt makes one HTTP exchange. It returns the decoded response, or the
-// failure (without Action or Attempts) and any Retry-After the server sent.
-func (c *Client) attempt(ctx context.Context, body string) (*DescribeCommunityImagesResponse, *APIError, time.Duration) {
+// attempt makes one HTTP exchange, recording its waits and timing in rep.
+// It returns the decoded response, or the failure (without Action or
+// Attempts) and any Retry-After the server sent.
+func (c *Client) attempt(ctx context.Context, body string, rep *AttemptReport) (*DescribeCommunityImagesResponse, *APIError, time.Duration) {
+	start := time.Now()
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
+		rep.SlotWait = time.Since(start)
 		return nil, c.budgetError(ctx.Err(), 0, ""), 0
 	}
 	defer func() { <-c.sem }()
-	if err := c.limiter.Wait(ctx); err != nil {
+	slotted := time.Now()
+	rep.SlotWait = slotted.Sub(start)
+	err := c.limiter.Wait(ctx)
+	sent := time.Now()
+	rep.LimiterWait = sent.Sub(slotted)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, c.budgetError(ctx.Err(), 0, ""), 0
 		}
 		return nil, &APIError{Kind: KindTimeout, Message: "rate limit wait would exceed the call's budget", Err: err}, 0
 	}
-
+	rep.Sent = true
+	defer func() { rep.Duration = time.Since(sent) }()
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoint, strings.NewReader(body))
@@ -448,6 +472,7 @@ func (c *Client) attempt(ctx context.Context, body string) (*DescribeCommunityIm
 	}
 	out.Normalize()
 	out.RequestID = reqID
+	rep.HTTPStatus, rep.RequestID = status, reqID
 	return out, nil, 0
 }
 
