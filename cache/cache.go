@@ -154,26 +154,20 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 	if req == nil || req.Validate() != nil {
 		return c.next.DescribeCommunityImages(ctx, req) // next refuses it
 	}
+	c.counts.requests.Add(1)
 	key := req.CanonicalKey("")
 	usage := upstream.UsageFrom(ctx)
-	e := c.lookup(ctx, key, req)
-	if e != nil && !c.usable(e) && c.tier != nil {
-		// Too old to answer without a call: another replica may have
-		// fetched it since.
-		if newer := c.fromTier(ctx, key, req); newer != nil && newer.fetched.After(e.fetched) {
-			e = newer
-		}
-	}
+	e, src := c.lookup(ctx, key, req)
 	if e != nil {
 		age := c.now().Sub(e.fetched)
 		switch {
 		case age < c.opts.TTL:
-			c.counts.hits.Add(1)
+			c.counts.hits[src].Add(1)
 			usage.Hit()
 			usage.Fresh(c.opts.TTL - age)
 			return e.resp, nil
 		case c.usable(e):
-			c.counts.staleHits.Add(1)
+			c.counts.staleHits[src].Add(1)
 			usage.Hit()
 			usage.Stale(age, nil)
 			c.refresh(key, req, e)
@@ -181,7 +175,7 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 		}
 	}
 	c.counts.misses.Add(1)
-	resp, err := c.next.DescribeCommunityImages(ctx, req)
+	resp, err := c.next.DescribeCommunityImages(withReason(ctx, ReasonMiss), req)
 	if err == nil {
 		c.put(key, req, resp, c.now())
 		usage.Fresh(c.opts.TTL)
@@ -189,7 +183,7 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 	}
 	if e != nil && !e.negative && ctx.Err() == nil && upstream.IsUpstreamFault(err) {
 		if age := c.now().Sub(e.fetched); age < c.opts.TTL+c.opts.StaleIfError {
-			c.counts.staleErrors.Add(1)
+			c.counts.staleErrors[src].Add(1)
 			usage.Hit()
 			usage.Stale(age, err)
 			return e.resp, nil
@@ -205,23 +199,45 @@ func (c *Cache) usable(e *entry) bool {
 	return age < c.opts.TTL || !e.negative && age < c.opts.TTL+c.opts.StaleWhileRevalidate
 }
 
+// The tiers an entry is found in, for the counters.
+const (
+	inMemory = iota
+	inShared
+	tiers
+)
+
+// TierNames name the tiers of Stats' per-tier counters: this process's
+// memory, and the tier a fleet shares (Options.Tier).
+var TierNames = [tiers]string{"memory", "shared"}
+
 // lookup returns the entry of key, or, for a lookup by GroupId or
-// CompShareImageId, the one a complete page primed, here or else in the
-// tier; nil when there is none.
-func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) *entry {
-	if e, ok := c.store.GetIfPresent(key); ok {
-		return e
-	}
-	lk := lookupKey(req)
-	if lk != "" {
-		if e, ok := c.store.GetIfPresent(lk); ok {
-			return e
+// CompShareImageId, the one a complete page primed, and the tier it came
+// from: this process's memory, or else, when that has none usable (another
+// replica may have fetched it since), the shared tier; nil when there is
+// none.
+func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) (*entry, int) {
+	e, ok := c.store.GetIfPresent(key)
+	if !ok {
+		if lk := lookupKey(req); lk != "" {
+			e, ok = c.store.GetIfPresent(lk)
 		}
 	}
-	if c.tier == nil {
-		return nil
+	if ok && c.usable(e) {
+		return e, inMemory
 	}
-	return c.fromTier(ctx, key, req)
+	c.counts.memoryMisses.Add(1)
+	if c.tier == nil {
+		return e, inMemory
+	}
+	newer := c.fromTier(ctx, key, req)
+	if newer == nil || e != nil && !newer.fetched.After(e.fetched) {
+		c.counts.sharedMisses.Add(1)
+		return e, inMemory
+	}
+	if !c.usable(newer) {
+		c.counts.sharedMisses.Add(1)
+	}
+	return newer, inShared
 }
 
 // fromTier reads the entry of key (or of req's lookup key) from the tier
@@ -275,7 +291,7 @@ func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest
 			}
 		}
 		c.counts.refreshes.Add(1)
-		resp, err := c.next.DescribeCommunityImages(ctx, req)
+		resp, err := c.next.DescribeCommunityImages(withReason(ctx, ReasonRefresh), req)
 		if err != nil {
 			c.log.Debug("cache refresh failed; the stale entry stays", slog.String("error", err.Error()))
 			return
@@ -362,32 +378,71 @@ func (c *Cache) set(key string, e *entry) {
 	})
 }
 
-// Stats are the cache's counters since New.
+// Stats are the cache's counters since New, and its size now. The per-tier
+// counters are indexed like TierNames, by the tier the entry that answered
+// came from.
 type Stats struct {
+	// Requests are the reads that reached the cache.
+	Requests int64
 	// Hits were answered fresh; StaleHits stale while revalidating;
-	// StaleErrors stale in place of a failure; Misses called the upstream.
-	Hits, StaleHits, StaleErrors, Misses int64
+	// StaleErrors stale in place of an upstream failure.
+	Hits, StaleHits, StaleErrors [tiers]int64
+	// Misses called the upstream (StaleErrors among them).
+	Misses int64
+	// MemoryMisses found no usable entry in memory; SharedMisses none in
+	// the shared tier either (counted only when there is one).
+	MemoryMisses, SharedMisses int64
 	// Refreshes are the background refreshes started.
 	Refreshes int64
 	// TierHits are the entries read from the shared tier; TierDropped the
 	// batches of writes to it dropped because too many were in flight.
 	TierHits, TierDropped int64
-	// Entries and Bytes are what the cache holds now.
-	Entries int
-	Bytes   uint64
+	// Entries and Bytes are what the cache holds now, MaxBytes its bound.
+	Entries         int
+	Bytes, MaxBytes uint64
 }
 
 type counters struct {
-	hits, staleHits, staleErrors, misses, refreshes, tierHits, tierDropped atomic.Int64
+	requests, misses, memoryMisses, sharedMisses atomic.Int64
+	hits, staleHits, staleErrors                 [tiers]atomic.Int64
+	refreshes, tierHits, tierDropped             atomic.Int64
 }
 
 // Stats returns the counters and the size of the cache.
 func (c *Cache) Stats() Stats {
-	return Stats{
-		Hits: c.counts.hits.Load(), StaleHits: c.counts.staleHits.Load(),
-		StaleErrors: c.counts.staleErrors.Load(), Misses: c.counts.misses.Load(),
+	st := Stats{
+		Requests: c.counts.requests.Load(), Misses: c.counts.misses.Load(),
+		MemoryMisses: c.counts.memoryMisses.Load(), SharedMisses: c.counts.sharedMisses.Load(),
 		Refreshes: c.counts.refreshes.Load(),
 		TierHits:  c.counts.tierHits.Load(), TierDropped: c.counts.tierDropped.Load(),
-		Entries: c.store.EstimatedSize(), Bytes: c.store.WeightedSize(),
+		Entries: c.store.EstimatedSize(), Bytes: c.store.WeightedSize(), MaxBytes: uint64(c.opts.MaxBytes),
 	}
+	for i := range tiers {
+		st.Hits[i] = c.counts.hits[i].Load()
+		st.StaleHits[i] = c.counts.staleHits[i].Load()
+		st.StaleErrors[i] = c.counts.staleErrors[i].Load()
+	}
+	return st
+}
+
+// Why the cache calls the upstream: the reason it gives the call's context.
+const (
+	// ReasonMiss: a read found no entry it could answer with.
+	ReasonMiss = "miss"
+	// ReasonRefresh: a background refresh of a stale entry.
+	ReasonRefresh = "refresh"
+)
+
+type reasonKey struct{}
+
+func withReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, reasonKey{}, reason)
+}
+
+// Reason returns why the cache made the upstream call of ctx (ReasonMiss,
+// ReasonRefresh), or "" for a call it did not make: what a trace of the
+// call shows as its cache result.
+func Reason(ctx context.Context) string {
+	r, _ := ctx.Value(reasonKey{}).(string)
+	return r
 }
