@@ -53,6 +53,7 @@ type Redis struct {
 	up       atomic.Bool
 	replicas atomic.Int64
 	probing  atomic.Bool
+	errors   atomic.Int64
 
 	ctx  context.Context
 	stop context.CancelFunc
@@ -108,12 +109,29 @@ func (r *Redis) Up() bool { return r.up.Load() }
 // itself by while Redis is down.
 func (r *Redis) Replicas() int { return int(max(r.replicas.Load(), 1)) }
 
+// Stats are the connection's state and counters at one moment.
+type Stats struct {
+	// Up reports whether Redis answered last; Replicas is Replicas().
+	Up       bool
+	Replicas int
+	// Errors counts the commands that failed since Connect (a key not
+	// found is not a failure).
+	Errors int64
+}
+
+// Stats returns the connection's state and counters, for metrics to read
+// when they are scraped.
+func (r *Redis) Stats() Stats {
+	return Stats{Up: r.Up(), Replicas: r.Replicas(), Errors: r.errors.Load()}
+}
+
 // fail records that a command failed: Redis is down until a probe finds it
 // back. redis.Nil (no such key) is an answer, not a failure.
 func (r *Redis) fail(err error) {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return
 	}
+	r.errors.Add(1)
 	if r.up.CompareAndSwap(true, false) {
 		r.log.Warn("redis unavailable: this replica carries on alone (its own cache and limits) until it answers",
 			slog.String("error", err.Error()))

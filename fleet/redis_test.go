@@ -192,6 +192,7 @@ func TestRedisOutage(t *testing.T) {
 	apq := r.APQStore(store, time.Hour)
 	require.NoError(t, q.Wait(context.Background()))
 	require.True(t, r.Up())
+	assert.Equal(t, Stats{Up: true, Replicas: 1}, r.Stats())
 
 	srv.stop()
 	for range 20 {
@@ -201,6 +202,9 @@ func TestRedisOutage(t *testing.T) {
 		apq.Add(context.Background(), "h", "{ __typename }")
 	}
 	assert.False(t, r.Up())
+	st := r.Stats()
+	assert.False(t, st.Up)
+	assert.Positive(t, st.Errors, "the failed commands are counted")
 	got, ok := apq.Get(context.Background(), "h")
 	assert.True(t, ok, "the local store answers alone")
 	assert.Equal(t, "{ __typename }", got)

@@ -30,6 +30,12 @@ type DedupeOptions struct {
 	// what must not be shared, such as the client a rate limit charges);
 	// requests for which it differs never share an execution.
 	Vary func(r *http.Request) string
+	// Shared, when set, is called for each request answered by another's
+	// execution (leader), once that execution is over and before the
+	// answer is written: the hook for metrics and logs.
+	Shared func(follower, leader *http.Request)
+
+	joined func() // a test's seam: called once a request waits for another's execution
 }
 
 // Deduplicate makes identical concurrent GraphQL requests share one
@@ -71,15 +77,21 @@ func Deduplicate(opts DedupeOptions, next http.Handler) http.Handler {
 		mu.Lock()
 		if ex, ok := inFlight[key]; ok {
 			mu.Unlock()
+			if opts.joined != nil {
+				opts.joined()
+			}
 			select {
 			case <-ex.done:
+				if opts.Shared != nil {
+					opts.Shared(r, ex.leader)
+				}
 				ex.rec.replay(w)
 			case <-r.Context().Done():
 				// The client is gone; the shared execution goes on for the others.
 			}
 			return
 		}
-		ex := &sharedExecution{done: make(chan struct{})}
+		ex := &sharedExecution{done: make(chan struct{}), leader: r}
 		inFlight[key] = ex
 		mu.Unlock()
 
@@ -95,8 +107,9 @@ func Deduplicate(opts DedupeOptions, next http.Handler) http.Handler {
 // sharedExecution is one execution that identical requests wait for; rec
 // is set before done is closed and only read after.
 type sharedExecution struct {
-	done chan struct{}
-	rec  *recorder
+	done   chan struct{}
+	rec    *recorder
+	leader *http.Request
 }
 
 // execute runs next for r with body into a recorder, detached from r's

@@ -26,3 +26,45 @@ func TestDedupeRecoversPanics(t *testing.T) {
 	assert.NotContains(t, rec.Body.String(), "kaboom")
 	assert.Contains(t, logs.String(), "kaboom")
 }
+
+// TestDedupeReportsSharedAnswers: a request answered by another's
+// execution is reported, with the request that led it, before its answer
+// is written.
+func TestDedupeReportsSharedAnswers(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	type pair struct{ follower, leader string }
+	shared := make(chan pair, 1)
+	joined := make(chan struct{})
+	h := Deduplicate(DedupeOptions{Shared: func(follower, leader *http.Request) {
+		shared <- pair{follower.Header.Get("X-Who"), leader.Header.Get("X-Who")}
+	}, joined: func() { close(joined) }}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write([]byte(`{"data":{}}`))
+	}))
+	req := func(who string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"{ __typename }"}`))
+		r.Header.Set("X-Who", who)
+		return r
+	}
+	leaderDone := make(chan struct{})
+	go func() {
+		defer close(leaderDone)
+		h.ServeHTTP(httptest.NewRecorder(), req("leader"))
+	}()
+	<-started
+	followerDone := make(chan *httptest.ResponseRecorder)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req("follower"))
+		followerDone <- rec
+	}()
+	<-joined
+	close(release)
+	<-leaderDone
+	rec := <-followerDone
+	assert.Equal(t, `{"data":{}}`, rec.Body.String())
+	assert.Equal(t, pair{"follower", "leader"}, <-shared)
+}

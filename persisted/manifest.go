@@ -127,6 +127,23 @@ func (m *Manifest) Len() int {
 	return len(m.ops)
 }
 
+// Names returns the names of the operations listed, each once, in the
+// manifest's order; anonymous operations have none.
+func (m *Manifest) Names() []string {
+	if m == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, op := range m.ops {
+		if op.Name != "" && !seen[op.Name] {
+			seen[op.Name] = true
+			out = append(out, op.Name)
+		}
+	}
+	return out
+}
+
 // parseManifest is ParseManifest without the package's prefix on errors.
 func parseManifest(data []byte, schema *ast.Schema) (*Manifest, error) {
 	if schema == nil {

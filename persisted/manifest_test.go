@@ -55,6 +55,8 @@ func TestParseManifestRelay(t *testing.T) {
 		require.True(t, ok, tt.id)
 		assert.Equal(t, tt.want, got)
 	}
+	assert.Equal(t, []string{"GetImages", "Rename"}, m.Names(), "the anonymous one has no name")
+	assert.Nil(t, (*Manifest)(nil).Names())
 }
 
 func TestManifestLookup(t *testing.T) {
