@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"crypto/subtle"
+	"net/http"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -93,4 +94,27 @@ func FromFederationRouter(secret string) func(context.Context, *graphql.Operatio
 // is validated against).
 func Schema() *ast.Schema {
 	return NewExecutableSchema(Config{Resolvers: &Resolver{}}).Schema()
+}
+
+// FederatedTraceHeader is the header with which a federation router asks
+// for Apollo's federated trace (value "ftv1").
+const FederatedTraceHeader = "Apollo-Federation-Include-Trace"
+
+// federatedTracing sends a request that asks for a federated trace (and,
+// when a secret is set, carries it) to traced, an executor with gqlgen's
+// ftv1 tracer, and every other request to plain. The tracer intercepts
+// every field, which turns off the inline reading of plain fields: on an
+// executor of its own, only the requests that ask pay for that.
+type federatedTracing struct {
+	secret        []byte
+	traced, plain http.Handler
+}
+
+func (f federatedTracing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(FederatedTraceHeader) == "ftv1" &&
+		(len(f.secret) == 0 || subtle.ConstantTimeCompare([]byte(r.Header.Get(FederationSecretHeader)), f.secret) == 1) {
+		f.traced.ServeHTTP(w, r)
+		return
+	}
+	f.plain.ServeHTTP(w, r)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/apollofederatedtracingv1"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -39,6 +40,18 @@ type HandlerConfig struct {
 	// DedupeVary, when set, returns what else must match for two requests
 	// to share an execution (the client a rate limit charges, say).
 	DedupeVary func(*http.Request) string
+	// DedupeShared, when set, is told of each request answered by another's
+	// execution (see gqlhttp.DedupeOptions.Shared).
+	DedupeShared func(follower, leader *http.Request)
+	// FederatedTracing answers a request that asks for it with header
+	// Apollo-Federation-Include-Trace: ftv1 (a federation router) with
+	// Apollo's federated trace of its fields in extensions.ftv1. Only those
+	// requests pay for it: they run on an executor of their own that sees
+	// every field, while the others keep reading plain fields inline. With
+	// FederationSecret set, only a request that carries it gets a trace.
+	FederatedTracing bool
+	// ftv1 is the federated tracer (a test's own; nil: gqlgen's).
+	ftv1 graphql.HandlerExtension
 	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
 	// QueryCache holds parsed and validated documents; the default is an
@@ -80,12 +93,26 @@ const DefaultMaxPageSize = model.DefaultMaxPageSize
 // GraphQL-over-HTTP spec asks for.
 func NewHandler(cfg HandlerConfig) http.Handler {
 	srv, resolver := newServer(cfg)
-	h := gqlhttp.SpecStatus(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, srv))
+	var exec http.Handler = srv
+	if cfg.FederatedTracing {
+		tracer := cfg.ftv1
+		if tracer == nil {
+			// Errors are masked in the trace: a router's trace store is
+			// not where their messages belong.
+			tracer = &apollofederatedtracingv1.Tracer{}
+		}
+		traced := cfg
+		traced.Extensions = append(append([]graphql.HandlerExtension{}, cfg.Extensions...), tracer)
+		tracedSrv, _ := newServer(traced)
+		exec = federatedTracing{secret: []byte(cfg.FederationSecret), traced: tracedSrv, plain: srv}
+	}
+	h := gqlhttp.SpecStatus(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, exec))
 	if cfg.DeduplicateOperations {
 		h = gqlhttp.Deduplicate(gqlhttp.DedupeOptions{
 			Log:     cfg.Log,
-			Headers: []string{FederationSecretHeader, "If-None-Match"},
+			Headers: []string{FederationSecretHeader, "If-None-Match", FederatedTraceHeader},
 			Vary:    cfg.DedupeVary,
+			Shared:  cfg.DedupeShared,
 		}, h)
 	}
 	return h
