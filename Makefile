@@ -9,7 +9,7 @@ BENCHCOUNT    ?= 6
 IMAGE         ?= imagegraph:dev
 IMAGE_CONTEXT := deploy/.build
 
-.PHONY: fleet-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
+.PHONY: fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -50,8 +50,8 @@ generate-check: generate
 subgraph-sdl:
 	@mkdir -p bin && $(GO) run . -print-schema > bin/subgraph.graphqls && echo bin/subgraph.graphqls
 
-## unit: Go tests with the race detector (unit and end-to-end over HTTP, the fleet's included)
-unit: fleet-deps
+## unit: Go tests with the race detector (unit and end-to-end over HTTP, the fleet's and the dashboard's included)
+unit: fleet-deps monitoring-deps
 	$(GO) test -race -count=1 ./...
 
 ## bench: benchmarks with allocation counts
@@ -85,6 +85,10 @@ load: build load-deps
 ## fleet-deps: Debian's redis-server and haproxy, which the fleet's tests start on loopback ports of their own
 fleet-deps:
 	command -v redis-server >/dev/null && command -v haproxy >/dev/null || { apt-get update && apt-get install -y redis-server haproxy; }
+
+## monitoring-deps: Debian's prometheus and promtool, which check the alert rules and run the dashboard's queries against a real server (deploy/monitoring_test.go)
+monitoring-deps:
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
 
 ## image-deps: Debian's podman and CA bundle, for make image
 image-deps:

@@ -41,6 +41,7 @@ import (
 	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/persisted"
 	"github.com/compshare/imagegraph/playground"
+	"github.com/compshare/imagegraph/telemetry"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -48,12 +49,38 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], getenv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "imagegraph:", err)
 		os.Exit(1)
+	}
+}
+
+// getenv is os.Getenv that tells a variable set to "" from one not set: it
+// returns envEmpty for the first. A setting that "" turns off (METRICS_ADDR)
+// needs the difference.
+func getenv(key string) string {
+	v, ok := os.LookupEnv(key)
+	if ok && v == "" {
+		return envEmpty
+	}
+	return v
+}
+
+// envEmpty is what a getenv passed to run returns for a variable set to the
+// empty string: a NUL byte, which no environment variable can hold.
+const envEmpty = "\x00"
+
+// plainGetenv is getenv as the rest of the world reads the environment: a
+// variable set to "" is "".
+func plainGetenv(getenv func(string) string) func(string) string {
+	return func(key string) string {
+		if v := getenv(key); v != envEmpty {
+			return v
+		}
+		return ""
 	}
 }
 
@@ -80,6 +107,10 @@ type config struct {
 	LogLevel        string
 	ShutdownTimeout time.Duration
 	ShutdownDrain   time.Duration
+	// MetricsAddr is the address of the listener of /metrics ("" turns it
+	// off); FederatedTracing answers a router's ftv1 requests.
+	MetricsAddr      string
+	FederatedTracing bool
 	// RedisURL, when set, shares the cache, the quota, the client limits
 	// and the APQ store with the fleet (package fleet).
 	RedisURL     string
@@ -142,6 +173,9 @@ func defaultConfig() config {
 		ShutdownDrain:   5 * time.Second,
 		MaxBodyBytes:    1 << 20,
 
+		MetricsAddr:      ":9090",
+		FederatedTracing: true,
+
 		MaxDepth:         limits.DefaultLimits.MaxDepth,
 		MaxAliases:       limits.DefaultLimits.MaxAliases,
 		MaxRootFields:    limits.DefaultLimits.MaxRootFields,
@@ -167,6 +201,9 @@ type setting struct {
 	env    string
 	usage  string
 	secret bool
+	// emptyOK: set to "" in the environment, the setting is "" (off),
+	// not its default.
+	emptyOK bool
 	// redact, when set, is how the value shows in logs (a URL with its
 	// password masked).
 	redact func(string) string
@@ -195,6 +232,8 @@ func (c *config) settings() []setting {
 		{env: "LOG_LEVEL", usage: "debug, info, warn or error", value: stringValue{&c.LogLevel}},
 		{env: "SHUTDOWN_DRAIN", usage: "on SIGTERM, how long /readyz answers 503 while the server keeps serving, so that load balancers take it out", value: durationValue{&c.ShutdownDrain}},
 		{env: "SHUTDOWN_TIMEOUT", usage: "after the drain, how long in-flight requests get to finish", value: durationValue{&c.ShutdownTimeout}},
+		{env: "METRICS_ADDR", usage: "address of the Prometheus /metrics listener, apart from the API's port (empty turns metrics off)", value: stringValue{&c.MetricsAddr}, emptyOK: true},
+		{env: "FEDERATED_TRACING", usage: "answer a federation router's Apollo-Federation-Include-Trace: ftv1 with the per-field trace (only from a router with FEDERATION_SECRET when that is set)", value: boolValue{&c.FederatedTracing}},
 		{env: "REDIS_URL", usage: "redis:// or rediss:// URL (password, db) of a Redis the replicas share the cache, quota, client limits and APQ store through; empty: each replica alone (password never logged)", value: stringValue{&c.RedisURL}, redact: fleet.RedactURL},
 		{env: "MAX_BODY_BYTES", usage: "largest request body accepted", value: int64Value{&c.MaxBodyBytes}},
 		{env: "FEDERATION_SECRET", usage: "secret a federation router sends in X-Federation-Secret to read _service while introspection is off, run operations outside the safelist, and pass without an API key (never logged)", secret: true, value: stringValue{&c.FederationSecret}},
@@ -243,10 +282,15 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (confi
 	// Environment first, so that flags override it. Defaults printed by -h
 	// are the built-in ones: a secret from the environment is never shown.
 	for _, s := range settings {
-		if v := getenv(s.env); v != "" {
-			if err := s.value.Set(v); err != nil {
-				return cfg, fmt.Errorf("%s: %w", s.env, err)
-			}
+		v := getenv(s.env)
+		switch {
+		case v == envEmpty && s.emptyOK:
+			v = ""
+		case v == "" || v == envEmpty:
+			continue
+		}
+		if err := s.value.Set(v); err != nil {
+			return cfg, fmt.Errorf("%s: %w", s.env, err)
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -286,6 +330,8 @@ func (c config) Validate() error {
 		return errors.New("REDIS_URL must be a redis:// or rediss:// URL")
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", c.MaxBodyBytes)
+	case c.MetricsAddr != "" && !validAddr(c.MetricsAddr):
+		return fmt.Errorf("METRICS_ADDR must be host:port or :port (empty turns metrics off), got %q", c.MetricsAddr)
 	case c.OperationTimeout < 0:
 		return fmt.Errorf("OPERATION_TIMEOUT must not be negative, got %s", c.OperationTimeout)
 	case c.CacheTTL < 0 || c.CacheStaleWhileRevalidate < 0 || c.CacheStaleIfError < 0:
@@ -329,6 +375,16 @@ func (c config) Validate() error {
 	return nil
 }
 
+// validAddr reports whether addr is a listen address: host:port or :port.
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
 // Sandbox reports whether the server serves the built-in sandbox.
 func (c config) Sandbox() bool { return c.PublicKey == "" && c.PrivateKey == "" }
 
@@ -367,7 +423,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	level, _ := parseLevel(cfg.LogLevel)
-	log := slog.New(requestIDHandler{slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})})
+	log := slog.New(requestIDHandler{telemetry.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))})
+
+	// Telemetry first: everything below reports to it.
+	tracing, err := telemetry.TracingFromEnv(plainGetenv(getenv), telemetry.Version())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans still batched, briefly: a collector that is gone
+		// must not hold the exit up.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(ctx); err != nil {
+			log.Warn("traces not flushed", "error", err.Error())
+		}
+	}()
+	var metrics *telemetry.Metrics
+	if cfg.MetricsAddr != "" {
+		metrics = telemetry.NewMetrics(nil, telemetry.DefaultMaxOperationNames)
+	}
+	tel := telemetry.New(telemetry.Options{Metrics: metrics, Tracing: tracing, Log: log, RequestAttrs: clientAttrs})
 
 	upstreamURL := cfg.BaseURL
 	publicKey, privateKey := cfg.PublicKey, cfg.PrivateKey
@@ -410,10 +486,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		upstream.WithRateLimit(cfg.QPS, cfg.Burst),
 		quota,
 		upstream.WithLogger(log),
+		upstream.WithObserver(tel.UpstreamObserver(upstreamURL)),
 	)
 	if err != nil {
 		return fmt.Errorf("upstream client: %w", err)
 	}
+	metrics.WatchClient(client)
+	metrics.WatchFleet(shared)
 
 	// The decorators of the upstream, outermost first: the response cache,
 	// then the count of each operation's calls (below the cache, so that
@@ -435,9 +514,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("cache: %w", err)
 		}
 		defer c.Close()
+		metrics.WatchCache(c)
 		svc = c
 	}
-	query, err := queryHandler(cfg, svc, shared, log)
+	query, err := queryHandler(cfg, svc, shared, tel, log)
 	if err != nil {
 		return err
 	}
@@ -448,8 +528,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	srv := &http.Server{
-		Handler:           routes(cfg, query, ready, trusted, sb.server, log),
+		Handler:           routes(cfg, query, ready, trusted, sb.server, tel, log),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      2 * time.Minute,
@@ -459,7 +547,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(cfg), "config", cfg)
+	log.Info("listening", "addr", ln.Addr().String(), "mode", mode(cfg), "tracing", tracing.String(), "config", cfg)
 
 	select {
 	case err := <-serveErr:
@@ -523,7 +611,7 @@ func randomHex(n int) string {
 // queryHandler is /query: who may call it (CORS, API keys) around the
 // GraphQL handler with its persisted operations, operation limits and
 // client rate limit. svc is the upstream as the loaders see it.
-func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, log *slog.Logger) (http.Handler, error) {
+func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telemetry.Telemetry, log *slog.Logger) (http.Handler, error) {
 	local, err := persisted.NewMemoryStore(cfg.APQMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("APQ_MAX_BYTES: %w", err)
@@ -538,6 +626,8 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, log *slog.
 			return nil, fmt.Errorf("PERSISTED_OPERATIONS: %w", err)
 		}
 		log.Info("persisted operations", "manifest", cfg.PersistedOperations, "operations", ops.Manifest.Len(), "only", cfg.PersistedOperationsOnly)
+		// The safelist's operations are counted under their own names.
+		tel.Metrics().KnowOperations(ops.Manifest.Names())
 	}
 	hc := graph.HandlerConfig{
 		Service:               svc,
@@ -557,7 +647,10 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, log *slog.
 			MaxUpstreamCalls: cfg.MaxUpstreamCalls,
 		},
 		OperationTimeout: cfg.OperationTimeout,
-		Extensions:       []graphql.HandlerExtension{ops},
+		// Telemetry first, so that it sees each answer as the others leave it.
+		Extensions:       []graphql.HandlerExtension{tel.Extension(), ops},
+		DedupeShared:     tel.Deduplicated,
+		FederatedTracing: cfg.FederatedTracing,
 		// Answers need a key when keys are on: only private caches then.
 		HTTPCaching: graph.HTTPCaching{MaxAge: cfg.CacheTTL, Private: cfg.APIKeysFile != ""},
 	}
@@ -641,7 +734,7 @@ func splitList(s string) []string {
 
 // routes wires the endpoints and the middleware around them. sb is the
 // sandbox in sandbox mode, nil otherwise.
-func routes(cfg config, query, ready http.Handler, trusted []netip.Prefix, sb *sandbox.Server, log *slog.Logger) http.Handler {
+func routes(cfg config, query, ready http.Handler, trusted []netip.Prefix, sb *sandbox.Server, tel *telemetry.Telemetry, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/query", query)
 	if sb != nil {
@@ -663,7 +756,8 @@ func routes(cfg config, query, ready http.Handler, trusted []netip.Prefix, sb *s
 	if cfg.Playground {
 		mux.Handle("/", playground.Handler("/query"))
 	}
-	return withRequestID(access.Identify(trusted, withLogging(log, withRecover(log, withBodyLimit(cfg.MaxBodyBytes, mux)))))
+	// The trace outside the log, so that the request's log lines name it.
+	return withRequestID(tel.Trace(access.Identify(trusted, tel.AccessLog(withRecover(log, withBodyLimit(cfg.MaxBodyBytes, mux))))))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -795,48 +889,37 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
+// clientAttrs are the attributes of a request's client in its log line.
+func clientAttrs(r *http.Request) []slog.Attr {
+	c := access.ClientFrom(r.Context())
+	if c == nil {
+		return nil
 	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
+	if c.Name != "" {
+		return []slog.Attr{slog.String("client_addr", c.Addr), slog.String("client", c.Name)}
 	}
-	n, err := s.ResponseWriter.Write(b)
-	s.bytes += n
-	return n, err
+	return []slog.Attr{slog.String("client_addr", c.Addr)}
 }
 
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func withLogging(log *slog.Logger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		attrs := []slog.Attr{
-			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status), slog.Int("bytes", rec.bytes),
-			slog.Duration("duration", time.Since(start)),
-		}
-		if c := access.ClientFrom(r.Context()); c != nil {
-			attrs = append(attrs, slog.String("client_addr", c.Addr))
-			if c.Name != "" {
-				attrs = append(attrs, slog.String("client", c.Name))
-			}
-		}
-		log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-	})
+// serveMetrics serves /metrics on a listener of its own at addr, so that
+// they are never public on the API's port; it returns the function that
+// stops it.
+func serveMetrics(addr string, metrics *telemetry.Metrics, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { _ = srv.Close() }, nil
 }
 
 // withRecover turns a panic outside the GraphQL executor into a 500 with a

@@ -72,7 +72,7 @@ type server struct {
 
 // startServer runs the real server through run with env, on a free port,
 // and stops it when the test ends.
-func startServer(t *testing.T, env map[string]string, args ...string) *server {
+func startServer(t testing.TB, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogSink()
@@ -85,20 +85,46 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 			return "0"
 		case "SHUTDOWN_DRAIN":
 			return "0s" // the tests stop servers often; TestDrain drains
+		case "METRICS_ADDR":
+			return envEmpty // off: tests run many servers at once
 		}
 		return ""
 	}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, getenv, logs, io.Discard) }()
 	var addr string
-	select {
-	case addr = <-logs.addr:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server did not start: %v\n%s", err, logs)
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatalf("server did not log its address\n%s", logs)
+	if port := env["PORT"]; port != "" && port != "0" {
+		// A fixed port (a benchmark that logs nothing at info): wait until
+		// it answers.
+		addr = "127.0.0.1:" + port
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			select {
+			case err := <-done:
+				cancel()
+				t.Fatalf("server did not start: %v\n%s", err, logs)
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("server did not answer on %s\n%s", addr, logs)
+			}
+		}
+	} else {
+		select {
+		case addr = <-logs.addr:
+		case err := <-done:
+			cancel()
+			t.Fatalf("server did not start: %v\n%s", err, logs)
+		case <-time.After(20 * time.Second):
+			cancel()
+			t.Fatalf("server did not log its address\n%s", logs)
+		}
 	}
 	s := &server{url: "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1), logs: logs, done: done, stop: cancel}
 	t.Cleanup(func() {

@@ -37,6 +37,10 @@ func startServer(t *testing.T, bin string, env map[string]string) *server {
 	t.Helper()
 	port := freePort(t)
 	vars := []string{"PORT=" + strconv.Itoa(port)}
+	if _, ok := env["METRICS_ADDR"]; !ok {
+		// Metrics off unless the test asks: tests run servers side by side.
+		vars = append(vars, "METRICS_ADDR=")
+	}
 	for k, v := range env {
 		if k != "PORT" {
 			vars = append(vars, k+"="+v)

@@ -31,6 +31,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,6 +89,7 @@ func TestFleet(t *testing.T) {
 			"SHUTDOWN_DRAIN="+drain.String(),
 			"SHUTDOWN_TIMEOUT="+shutdownLimit.String(),
 			"LOG_LEVEL=info",
+			"METRICS_ADDR=127.0.0.1:0",
 		)
 		replicas[i] = startProcess(t, fmt.Sprintf("replica%d", i+1), cmd)
 		replicas[i].waitFor(t, regexp.MustCompile(`"msg":"listening"`))
@@ -159,6 +163,30 @@ func TestFleet(t *testing.T) {
 		assert.LessOrEqual(t, float64(made), fleetBurst+fleetQPS*elapsed+1,
 			"%d upstream calls in %.1fs against a budget of %d/s after a burst of %d", made, elapsed, fleetQPS, fleetBurst)
 		assert.Greater(t, float64(made), fleetQPS*elapsed/2, "the budget was used")
+	})
+
+	t.Run("the replicas' metrics add up to the upstream's own count", func(t *testing.T) {
+		metricsURLs := make([]string, len(replicas))
+		for i, r := range replicas {
+			m := metricsAddr.FindStringSubmatch(r.output())
+			require.NotNil(t, m, "replica %d logs where its metrics are", i+1)
+			metricsURLs[i] = "http://" + m[1] + "/metrics"
+		}
+		// Readiness probes may call the upstream between two reads: retry
+		// until a quiet moment shows the sums equal.
+		var sent, made float64
+		require.Eventually(t, func() bool {
+			sent = 0
+			for _, u := range metricsURLs {
+				fam := scrape(t, u)
+				sent += metricValue(fam, "imagegraph_upstream_requests_total")
+				assert.Equal(t, 3.0, metricValue(fam, "imagegraph_fleet_replicas"))
+				assert.Equal(t, 1.0, metricValue(fam, "imagegraph_redis_up"))
+				assert.Equal(t, float64(fleetQPS), metricValue(fam, "imagegraph_upstream_quota_requests_per_second"))
+			}
+			made = float64(calls())
+			return sent == made
+		}, 10*time.Second, 100*time.Millisecond, "the replicas counted %v requests; the sandbox answered %v", sent, made)
 	})
 
 	warm := func(n int) string {
@@ -460,4 +488,28 @@ func build(t *testing.T, root, dir, name, pkg string) string {
 	msg, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(msg))
 	return out
+}
+
+// metricsAddr finds the address of a replica's metrics in its log.
+var metricsAddr = regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`)
+
+// scrape reads a replica's metrics.
+func scrape(t *testing.T, u string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fam, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return fam
+}
+
+// metricValue sums the series of a counter or gauge family.
+func metricValue(fam map[string]*dto.MetricFamily, name string) float64 {
+	sum := 0.0
+	for _, m := range fam[name].GetMetric() {
+		sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return sum
 }

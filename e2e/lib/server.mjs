@@ -44,7 +44,8 @@ export async function startServer({ env = {}, timeoutMs = 20_000 } = {}) {
     throw new Error(`server binary ${serverBinary} not found: run "go build -o bin/imagegraph ." at the repository root, or set IMAGEGRAPH_BIN`);
   }
   const port = await freePort();
-  const childEnv = { ...process.env, ...env, PORT: String(port) };
+  // Metrics off unless a test asks: tests run servers side by side.
+  const childEnv = { ...process.env, METRICS_ADDR: '', ...env, PORT: String(port) };
   for (const key of Object.keys(childEnv)) {
     if (key.startsWith('COMPSHARE_')) delete childEnv[key];
   }

@@ -206,6 +206,7 @@ start_server() {
       COMPSHARE_QPS="$QPS" \
       COMPSHARE_BURST="$BURST" \
       LOG_LEVEL=warn \
+      METRICS_ADDR=127.0.0.1:0 \
       "$@" \
       ${SERVER_WRAP:-} "$bin" >"$server_log" 2>&1 &
     server_pid=$!

@@ -1,0 +1,137 @@
+package telemetry
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/compshare/imagegraph/cache"
+	"github.com/compshare/imagegraph/fleet"
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// The collectors below read another package's Stats when Prometheus
+// scrapes: the hot paths pay nothing beyond the atomic counters those
+// packages keep anyway.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+var (
+	upInFlightDesc = desc("upstream_requests_in_flight",
+		"Attempts holding one of the client's in-flight slots (COMPSHARE_MAX_INFLIGHT): waiting for the rate limiter or talking to the CompShare API.")
+	circuitStateDesc = desc("upstream_circuit_state",
+		"The upstream circuit breaker's state: 1 for the state it is in (closed, half_open or open), 0 for the others.", "state")
+	circuitOpenedDesc  = desc("upstream_circuit_opened_total", "Times the upstream circuit breaker opened.")
+	circuitRefusedDesc = desc("upstream_circuit_rejected_calls_total",
+		"Upstream calls refused at once because the circuit breaker was open.")
+	coalescedDesc = desc("upstream_coalesced_calls_total",
+		"Upstream calls answered by an identical call already in flight, without a request of their own.")
+	quotaDesc = desc("upstream_quota_requests_per_second",
+		"The account's budget of requests a second to the CompShare API (COMPSHARE_QPS), shared by the fleet when it has Redis.")
+)
+
+// clientCollector exports an upstream client's Stats.
+type clientCollector struct{ c *upstream.Client }
+
+func (clientCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{upInFlightDesc, circuitStateDesc, circuitOpenedDesc, circuitRefusedDesc, coalescedDesc, quotaDesc} {
+		ch <- d
+	}
+}
+
+// circuitStates are the breaker's states as labels (gobreaker's names,
+// with an underscore).
+var circuitStates = []struct{ label, state string }{{"closed", "closed"}, {"half_open", "half-open"}, {"open", "open"}}
+
+func (cc clientCollector) Collect(ch chan<- prometheus.Metric) {
+	st := cc.c.Stats()
+	ch <- prometheus.MustNewConstMetric(upInFlightDesc, prometheus.GaugeValue, float64(st.InFlight))
+	for _, s := range circuitStates {
+		v := 0.0
+		if st.CircuitState == s.state {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(circuitStateDesc, prometheus.GaugeValue, v, s.label)
+	}
+	ch <- prometheus.MustNewConstMetric(circuitOpenedDesc, prometheus.CounterValue, float64(st.CircuitOpened))
+	ch <- prometheus.MustNewConstMetric(circuitRefusedDesc, prometheus.CounterValue, float64(st.CircuitRefused))
+	ch <- prometheus.MustNewConstMetric(coalescedDesc, prometheus.CounterValue, float64(st.Coalesced))
+	ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, st.QPS)
+}
+
+var (
+	cacheRequestsDesc = desc("cache_requests_total", "Reads of the response cache.")
+	cacheHitsDesc     = desc("cache_hits_total",
+		"Reads the response cache answered fresh, by the tier the entry came from (memory, or the shared tier: Redis).", "tier")
+	cacheMissesDesc = desc("cache_misses_total",
+		"Reads a tier of the response cache had no usable entry for (the shared tier is asked after memory).", "tier")
+	cacheStaleDesc = desc("cache_stale_answers_total",
+		"Reads answered with stale data, by tier and reason (revalidating: within CACHE_STALE_WHILE_REVALIDATE, "+
+			"upstream_error: in place of a failure, within CACHE_STALE_IF_ERROR).", "tier", "reason")
+	cacheUpstreamDesc = desc("cache_upstream_calls_total", "Reads the response cache passed to the upstream.")
+	cacheRefreshDesc  = desc("cache_refreshes_total", "Background refreshes of stale entries started.")
+	cacheDroppedDesc  = desc("cache_shared_writes_dropped_total", "Batches of writes to the shared tier dropped because too many were in flight.")
+	cacheBytesDesc    = desc("cache_bytes", "Bytes the response cache's entries hold in memory.")
+	cacheMaxBytesDesc = desc("cache_max_bytes", "The bound on cache_bytes (CACHE_MAX_BYTES).")
+	cacheEntriesDesc  = desc("cache_entries", "Entries in the response cache's memory.")
+	cacheAllDescs     = []*prometheus.Desc{cacheRequestsDesc, cacheHitsDesc, cacheMissesDesc, cacheStaleDesc, cacheUpstreamDesc, cacheRefreshDesc, cacheDroppedDesc, cacheBytesDesc, cacheMaxBytesDesc, cacheEntriesDesc}
+)
+
+// cacheCollector exports a response cache's Stats.
+type cacheCollector struct{ c *cache.Cache }
+
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cacheAllDescs {
+		ch <- d
+	}
+}
+
+func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := cc.c.Stats()
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter(cacheRequestsDesc, st.Requests)
+	misses := [...]int64{st.MemoryMisses, st.SharedMisses}
+	for i, tier := range cache.TierNames {
+		counter(cacheHitsDesc, st.Hits[i], tier)
+		counter(cacheMissesDesc, misses[i], tier)
+		counter(cacheStaleDesc, st.StaleHits[i], tier, "revalidating")
+		counter(cacheStaleDesc, st.StaleErrors[i], tier, "upstream_error")
+	}
+	counter(cacheUpstreamDesc, st.Misses)
+	counter(cacheRefreshDesc, st.Refreshes)
+	counter(cacheDroppedDesc, st.TierDropped)
+	gauge(cacheBytesDesc, float64(st.Bytes))
+	gauge(cacheMaxBytesDesc, float64(st.MaxBytes))
+	gauge(cacheEntriesDesc, float64(st.Entries))
+}
+
+var (
+	redisUpDesc     = desc("redis_up", "1 when the fleet's Redis answered last, 0 while this replica carries on alone.")
+	redisErrorsDesc = desc("redis_errors_total", "Redis commands that failed (a key not found is not a failure).")
+	replicasDesc    = desc("fleet_replicas", "Replicas that reported themselves to Redis in the last few seconds, as last seen.")
+)
+
+// fleetCollector exports the fleet's Redis Stats.
+type fleetCollector struct{ r *fleet.Redis }
+
+func (fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- redisUpDesc
+	ch <- redisErrorsDesc
+	ch <- replicasDesc
+}
+
+func (fc fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	st := fc.r.Stats()
+	up := 0.0
+	if st.Up {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(redisUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(redisErrorsDesc, prometheus.CounterValue, float64(st.Errors))
+	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(st.Replicas))
+}

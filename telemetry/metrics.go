@@ -1,0 +1,275 @@
+package telemetry
+
+import (
+	"maps"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/compshare/imagegraph/cache"
+	"github.com/compshare/imagegraph/fleet"
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// namespace starts the name of every metric of the server's own.
+const namespace = "imagegraph"
+
+// Metrics are the server's Prometheus metrics, in a registry of their own.
+// Build them with NewMetrics; a nil *Metrics records nothing.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	httpInFlight prometheus.Gauge
+
+	operations   *prometheus.CounterVec
+	opDuration   *prometheus.HistogramVec
+	errors       *prometheus.CounterVec
+	opCost       prometheus.Histogram
+	opCalls      prometheus.Histogram
+	deduplicated prometheus.Counter
+
+	upRequests    *prometheus.CounterVec
+	upDuration    *prometheus.HistogramVec
+	upRetries     prometheus.Counter
+	upLimiterWait prometheus.Histogram
+
+	names *operationNames
+}
+
+// latencyBuckets are the buckets of the request and operation latencies, in
+// seconds: from a cache hit's few milliseconds to an upstream timeout's
+// tens of seconds.
+var latencyBuckets = []float64{.0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// NewMetrics registers the server's metrics, the Go runtime's and the
+// process's in a new registry. knownOperations are the operation names
+// that always get a label of their own (the safelist's); beyond them, the
+// first maxNames other names do, and the rest count as "other".
+func NewMetrics(knownOperations []string, maxNames int) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), names: newOperationNames(knownOperations, maxNames)}
+	f := factory{m.reg}
+
+	m.httpRequests = f.counterVec("http_requests_total",
+		"HTTP requests answered, by handler (the path, or other), method and status code.", "handler", "method", "code")
+	m.httpDuration = f.histogramVec("http_request_duration_seconds",
+		"Time to answer an HTTP request, by handler.", latencyBuckets, "handler")
+	m.httpInFlight = f.gauge("http_requests_in_flight", "HTTP requests being answered.")
+
+	m.operations = f.counterVec("graphql_operations_total",
+		"GraphQL operations, by operation name (bounded: the safelist's and the first few hundred others; then other), "+
+			"type and outcome (success, error: executed with errors, rejected: refused before it ran).",
+		"operation", "type", "outcome")
+	m.opDuration = f.histogramVec("graphql_operation_duration_seconds",
+		"Time from receiving a GraphQL operation to its answer, by operation name and type.", latencyBuckets, "operation", "type")
+	m.errors = f.counterVec("graphql_errors_total", "GraphQL errors answered, by extensions.code.", "code")
+	m.opCost = f.histogram("graphql_operation_cost",
+		"Estimated cost of each GraphQL operation that was measured (extensions.cost.estimated).",
+		[]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000})
+	m.opCalls = f.histogram("graphql_operation_upstream_calls",
+		"Upstream calls each GraphQL operation made itself (cache hits and calls shared with other operations excluded).",
+		[]float64{0, 1, 2, 3, 5, 8, 13, 21, 50, 100})
+	m.deduplicated = f.counter("graphql_deduplicated_requests_total",
+		"GraphQL requests answered by an identical request's execution instead of their own.")
+
+	m.upRequests = f.counterVec("upstream_requests_total",
+		"HTTP requests sent to the CompShare API (every attempt, retries included), by outcome "+
+			"(ok, or the error kind: retcode, http, network, timeout, decode, canceled) and RetCode (none when it sent none).",
+		"outcome", "ret_code")
+	m.upDuration = f.histogramVec("upstream_request_duration_seconds",
+		"Time of each request to the CompShare API, from sending it to its decoded answer (waits excluded), by outcome.",
+		latencyBuckets, "outcome")
+	m.upRetries = f.counter("upstream_retries_total", "Requests to the CompShare API that retried a failed one.")
+	m.upLimiterWait = f.histogram("upstream_rate_limiter_wait_seconds",
+		"Time each attempt waited for the account's rate limiter (COMPSHARE_QPS) before it was sent.",
+		[]float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(),
+	)
+	// The outcomes an alert divides by exist from the start, at zero, so
+	// that a ratio is defined before the first failure.
+	for _, o := range []string{"success", "error", "rejected"} {
+		m.operations.WithLabelValues(otherOperation, "query", o)
+	}
+	m.upRequests.WithLabelValues("ok", "0")
+	return m
+}
+
+// Handler serves the metrics in Prometheus' text format, or OpenMetrics
+// (with exemplars: the trace of a sampled observation) to a scraper that
+// asks for it.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Registry: m.reg})
+}
+
+// Registry is the registry the metrics are in, for tests and for more.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// WatchClient exports the upstream client's gauges and counters, read at
+// each scrape: attempts in flight, the circuit's state, openings and
+// refusals, coalesced calls and the account's quota.
+func (m *Metrics) WatchClient(c *upstream.Client) {
+	if m == nil || c == nil {
+		return
+	}
+	m.reg.MustRegister(clientCollector{c})
+}
+
+// WatchCache exports the response cache's counters and size, read at each
+// scrape.
+func (m *Metrics) WatchCache(c *cache.Cache) {
+	if m == nil || c == nil {
+		return
+	}
+	m.reg.MustRegister(cacheCollector{c})
+}
+
+// WatchFleet exports the fleet's Redis state, read at each scrape.
+func (m *Metrics) WatchFleet(r *fleet.Redis) {
+	if m == nil || r == nil {
+		return
+	}
+	m.reg.MustRegister(fleetCollector{r})
+}
+
+// observeHTTP records one answered HTTP request.
+func (m *Metrics) observeHTTP(handler, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.httpRequests.WithLabelValues(handler, method, statusLabel(code)).Inc()
+	m.httpDuration.WithLabelValues(handler).Observe(d.Seconds())
+}
+
+// statusLabel is strconv.Itoa for status codes, without an allocation for
+// the common ones.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 429:
+		return "429"
+	}
+	return strconv.Itoa(code)
+}
+
+// factory makes metrics in the server's namespace and registers them.
+type factory struct{ reg prometheus.Registerer }
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+	f.reg.MustRegister(h)
+	return h
+}
+
+func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets}, labels)
+	f.reg.MustRegister(h)
+	return h
+}
+
+// buildInfo is imagegraph_build_info: 1, labelled with the server's
+// Version and Go version.
+func buildInfo() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help:        "Always 1: the server's version and Go version in its labels.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": goVersion},
+	}, func() float64 { return 1 })
+}
+
+// KnowOperations gives each of names a label of its own, beyond the
+// bound on other names: the safelist's operations.
+func (m *Metrics) KnowOperations(names []string) {
+	if m == nil {
+		return
+	}
+	for _, n := range names {
+		m.names.set.Store(n, struct{}{})
+	}
+}
+
+// Version is the server's version: the module's version, or the VCS
+// revision the binary was built from, or "unknown".
+func Version() string { return version }
+
+var version, goVersion = readBuildInfo()
+
+func readBuildInfo() (version, goVersion string) {
+	version, goVersion = "unknown", "unknown"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version, goVersion
+	}
+	goVersion = bi.GoVersion
+	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version, goVersion
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			version = s.Value
+		}
+	}
+	return version, goVersion
+}
+
+// MetricNames lists the name of every metric family the server can export
+// (with metrics on, the response cache and a fleet's Redis), sorted: what
+// a dashboard or an alert may name. A histogram is listed by its base name
+// (its series add _bucket, _sum and _count).
+func MetricNames() []string {
+	m := NewMetrics(nil, 0)
+	// Describe never reads the watched objects: nil ones do.
+	m.reg.MustRegister(clientCollector{}, cacheCollector{}, fleetCollector{})
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		m.reg.Describe(ch)
+		close(ch)
+	}()
+	seen := map[string]bool{}
+	for d := range ch {
+		if sub := fqName.FindStringSubmatch(d.String()); sub != nil {
+			seen[sub[1]] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// fqName reads the name out of a Desc's String, the only place
+// client_golang shows it.
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)

@@ -1,0 +1,94 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Options configure New.
+type Options struct {
+	// Metrics are recorded into (nil: none).
+	Metrics *Metrics
+	// Tracing receives spans (nil: none).
+	Tracing *Tracing
+	// Log receives the line of each request (nil: none).
+	Log *slog.Logger
+	// RequestAttrs, when set, adds attributes of the caller's to a
+	// request's log line (its client, say); it runs after the request was
+	// answered.
+	RequestAttrs func(*http.Request) []slog.Attr
+}
+
+// Telemetry records what the server does into its metrics, traces and log.
+// Build it with New; its methods are the hooks the other packages report
+// to, and are safe for concurrent use.
+type Telemetry struct {
+	metrics     *Metrics
+	tracing     *Tracing
+	tracer      trace.Tracer // nil when tracing is off
+	propagators propagation.TextMapPropagator
+	log         *slog.Logger
+	attrs       func(*http.Request) []slog.Attr
+}
+
+// New returns the Telemetry of opts.
+func New(opts Options) *Telemetry {
+	t := &Telemetry{
+		metrics:     opts.Metrics,
+		tracing:     opts.Tracing,
+		tracer:      opts.Tracing.tracer(),
+		propagators: propagation.TraceContext{},
+		log:         opts.Log,
+		attrs:       opts.RequestAttrs,
+	}
+	if opts.Tracing != nil {
+		t.propagators = opts.Tracing.propagators
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	return t
+}
+
+// Metrics returns the metrics recorded into, or nil.
+func (t *Telemetry) Metrics() *Metrics { return t.metrics }
+
+// Deduplicated records a request answered by another's execution (see
+// gqlhttp.DedupeOptions.Shared): it is counted, and its log line says what
+// the shared operation did.
+func (t *Telemetry) Deduplicated(follower, leader *http.Request) {
+	if t.metrics != nil {
+		t.metrics.deduplicated.Inc()
+	}
+	f, l := operationFrom(follower.Context()), operationFrom(leader.Context())
+	if f != nil && l != nil {
+		*f = *l
+		f.Shared = true
+	}
+}
+
+// LogHandler wraps h so that a record logged with a context that belongs
+// to a trace (a sampled span's, or an incoming traceparent's) carries its
+// trace_id and span_id.
+func LogHandler(h slog.Handler) slog.Handler { return traceHandler{h} }
+
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// referenceOperation is the README's reference operation (the one
+// graph's BenchmarkReferenceOperation runs).
+const referenceOperation = `query Reference {
+  imageGroups(first: 20) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      groupId name favoritesCount status useTime
+      versions { totalCount nodes { imageId name } }
+      latestVersion { imageId name publishedAt }
+    } }
+  }
+}`
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTelemetry is the reference operation through the whole server
+// (run: its middleware, the executor, the client, the in-process sandbox
+// over loopback), every request going upstream (no cache, no
+// deduplication, as the reference benchmark), with the telemetry off,
+// with metrics on, and with metrics and tracing on and every request
+// sampled (spans exported over OTLP/HTTP to a receiver in the process that
+// reads and drops them). cpu-ns/op is the process's CPU time per request:
+// compare the medians of the three (the budget: metrics cost at most 3 %).
+func BenchmarkTelemetry(b *testing.B) {
+	drop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(drop.Close)
+	base := map[string]string{"CACHE_TTL": "0", "DEDUPLICATE_OPERATIONS": "false", "LOG_LEVEL": "warn",
+		// The account's 20 calls/s would measure the limiter's queue.
+		"COMPSHARE_QPS": "100000", "COMPSHARE_BURST": "100000"}
+	for _, v := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"off", nil},
+		{"metrics", map[string]string{"METRICS_ADDR": "127.0.0.1:0"}},
+		{"metrics+tracing", map[string]string{"METRICS_ADDR": "127.0.0.1:0",
+			"OTEL_EXPORTER_OTLP_ENDPOINT": drop.URL, "OTEL_TRACES_SAMPLER": "always_on"}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			env := map[string]string{}
+			for k, val := range base {
+				env[k] = val
+			}
+			for k, val := range v.env {
+				env[k] = val
+			}
+			env["PORT"] = strconv.Itoa(freeLoopbackPort(b))
+			s := startServer(b, env)
+			body, _ := json.Marshal(map[string]any{"query": referenceOperation})
+			post := func() {
+				resp, err := http.Post(s.url+"/query", "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || n < 1000 {
+					b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+				}
+			}
+			post()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := processCPU()
+			for b.Loop() {
+				post()
+			}
+			b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+func freeLoopbackPort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
