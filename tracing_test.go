@@ -173,7 +173,8 @@ const (
 // none per plain field, and a client span per upstream attempt (action,
 // RetCode, attempt, cache result, time waited for the limiter), each the
 // child of the one before. The spans are read back from the protobuf the
-// exporter posted to a receiver in the test.
+// exporter posted to a receiver in the test. The operation's latency in
+// the metrics carries the trace as an OpenMetrics exemplar.
 func TestTracesReachAnOTLPReceiver(t *testing.T) {
 	t.Parallel()
 	col, endpoint := newHTTPCollector(t)
@@ -181,6 +182,7 @@ func TestTracesReachAnOTLPReceiver(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT":    endpoint,
 		"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
 		"OTEL_SERVICE_NAME":              "imagegraph-test",
+		"METRICS_ADDR":                   "127.0.0.1:0",
 	})
 	assert.Contains(t, s.logs.String(), `"tracing":"OTLP http/protobuf to `+endpoint+`/v1/traces`)
 	_, out := s.operation(t, `query Home { imageGroups(first: 2) { totalCount nodes { groupId name } } }`, "Home",
@@ -193,6 +195,16 @@ func TestTracesReachAnOTLPReceiver(t *testing.T) {
 	resp, err := http.Get(s.url + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
+	// The operation's latency links to its trace for a scraper that reads
+	// OpenMetrics exemplars.
+	req, err := http.NewRequest(http.MethodGet, s.metricsURL(t), nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	om, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Regexp(t, `imagegraph_graphql_operation_duration_seconds_bucket\{operation="Home",type="query",le="[^"]+"\} 1 # \{trace_id="`+callerTrace+`"\}`, string(om))
 	s.shutdown(t)
 
 	spans, resource := col.got()
