@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -100,6 +101,29 @@ func TestManifests(t *testing.T) {
 				require.True(t, ok, "the probe's port %v is one the container declares", tc.probe.HTTPGet.Port)
 				assert.Equal(t, port, p, "the probe reaches the server's PORT")
 			})
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		addr := setting("METRICS_ADDR")
+		require.NotEmpty(t, addr, "METRICS_ADDR: metrics on, for the dashboard and the alerts")
+		_, p, err := net.SplitHostPort(addr)
+		require.NoError(t, err, "METRICS_ADDR")
+		mport, err := strconv.Atoi(p)
+		require.NoError(t, err, "METRICS_ADDR's port")
+		named, ok := c.port("metrics")
+		require.True(t, ok, "a container port named metrics")
+		assert.Equal(t, mport, named, "the metrics port is METRICS_ADDR's")
+		a := api.Spec.Template.Metadata.Annotations
+		assert.Equal(t, "true", a["prometheus.io/scrape"], "prometheus.io/scrape")
+		assert.Equal(t, strconv.Itoa(mport), a["prometheus.io/port"], "prometheus.io/port is METRICS_ADDR's")
+		assert.Equal(t, "/metrics", a["prometheus.io/path"], "prometheus.io/path")
+		for name, svc := range m.services {
+			for _, sp := range svc.Spec.Ports {
+				if p, ok := c.port(sp.TargetPort); ok && selects(svc.Spec.Selector, api.Spec.Template.Metadata.Labels) {
+					assert.NotEqual(t, mport, p, "Service %s does not expose the metrics port", name)
+				}
+			}
 		}
 	})
 
@@ -270,11 +294,29 @@ func TestManifests(t *testing.T) {
 		}
 		// A shorter drain than the pod's, to keep the test short.
 		run["SHUTDOWN_DRAIN"] = "1s"
+		// Metrics on, as in the pod, but on a free loopback port: tests
+		// run servers side by side.
+		metricsURL := ""
+		if run["METRICS_ADDR"] != "" {
+			run["METRICS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			metricsURL = "http://" + run["METRICS_ADDR"] + "/metrics"
+		}
 		s := startServer(t, bin, run)
 		live, ready := c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path
 		for _, path := range []string{live, ready} {
 			status, body := s.get(t, path)
 			assert.Equal(t, http.StatusOK, status, "GET %s: %s", path, body)
+		}
+		if metricsURL != "" {
+			resp, err := httpClient.Get(metricsURL)
+			if assert.NoError(t, err, "GET %s", metricsURL) {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "GET %s", metricsURL)
+				assert.Contains(t, string(body), "imagegraph_build_info", "GET %s", metricsURL)
+			}
+			status, _ := s.get(t, "/metrics")
+			assert.NotEqual(t, http.StatusOK, status, "GET /metrics on the API's port: metrics are never public")
 		}
 
 		// What the grace period counts on once the kubelet sends SIGTERM:
@@ -309,8 +351,9 @@ type rendered struct {
 }
 
 type objectMeta struct {
-	Name   string            `yaml:"name"`
-	Labels map[string]string `yaml:"labels"`
+	Name        string            `yaml:"name"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type deployment struct {
