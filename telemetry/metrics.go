@@ -224,19 +224,31 @@ func (m *Metrics) KnowOperations(names []string) {
 	}
 }
 
-// Version is the server's version: the module's version, or the VCS
-// revision the binary was built from, or "unknown".
+// Version is the server's version: what the build stamped (go build
+// -ldflags '-X github.com/compshare/imagegraph/telemetry.buildVersion=…',
+// as make image does with the commit), else the module's version, else the
+// VCS revision the binary was built from, else "unknown".
 func Version() string { return version }
+
+// buildVersion is stamped by the build, when it knows better than Go's
+// build information (a build with -buildvcs=false, or from a copy).
+var buildVersion string
 
 var version, goVersion = readBuildInfo()
 
 func readBuildInfo() (version, goVersion string) {
 	version, goVersion = "unknown", "unknown"
+	if buildVersion != "" {
+		version = buildVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return version, goVersion
 	}
 	goVersion = bi.GoVersion
+	if buildVersion != "" {
+		return version, goVersion
+	}
 	if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version, goVersion
 	}
