@@ -154,6 +154,26 @@ func (s *server) graphql(t *testing.T, query string) (int, map[string]any, []byt
 	return resp.StatusCode, out, raw
 }
 
+// shutdown stops the server as SIGTERM does and waits for run to return:
+// the spans it batched are exported by then.
+func (s *server) shutdown(t *testing.T) {
+	t.Helper()
+	s.stop()
+	s.wait(t)
+}
+
+// wait waits for run to return after a stop.
+func (s *server) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-s.done:
+		require.NoError(t, err)
+		close(s.done)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not stop")
+	}
+}
+
 // TestSandboxServer starts the real server with no credentials and checks
 // its endpoints over HTTP.
 func TestSandboxServer(t *testing.T) {
@@ -519,13 +539,7 @@ func TestDrain(t *testing.T) {
 	status, out, raw := s.graphql(t, `{ imageGroups(first: 1) { totalCount } }`)
 	assert.Equal(t, http.StatusOK, status, "still serving while draining")
 	assert.Nil(t, out["errors"], string(raw))
-	select {
-	case err := <-s.done:
-		require.NoError(t, err)
-		close(s.done)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not stop after the drain")
-	}
+	s.wait(t) // stopped above: it ends after the drain
 	assert.Contains(t, s.logs.String(), `"msg":"draining"`)
 }
 

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,20 +22,6 @@ import (
 
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
-
-// shutdown stops the server as SIGTERM does and waits for run to return:
-// the spans it batched are exported by then.
-func (s *server) shutdown(t *testing.T) {
-	t.Helper()
-	s.stop()
-	select {
-	case err := <-s.done:
-		require.NoError(t, err)
-		close(s.done)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the server did not stop")
-	}
-}
 
 // collector keeps the spans an OTLP exporter sent it, with the
 // resource's attributes.
