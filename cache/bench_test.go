@@ -17,7 +17,7 @@ const referenceQuery = `{ imageGroups(first: 20) { totalCount pageInfo { hasNext
 // through the real HTTP handler: what a request costs once the cache is
 // warm (compare graph's BenchmarkReferenceOperation, which goes upstream).
 func BenchmarkCacheHit(b *testing.B) {
-	e := newEnv(&testing.T{}, cache.Options{})
+	e := newEnv(b, cache.Options{})
 	body, _ := json.Marshal(map[string]any{"query": referenceQuery})
 	post := func() {
 		resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))

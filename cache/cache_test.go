@@ -16,26 +16,6 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// clock is a controllable clock: tests move it, nothing sleeps.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // fakeUpstream answers from a catalogue of groups, counts calls, and fails
 // with err while it is set.
 type fakeUpstream struct {
@@ -108,7 +88,7 @@ func catalogue(n int) []upstream.ImageGroup {
 
 var testOptions = Options{TTL: 30 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: 15 * time.Minute, MaxBytes: DefaultMaxBytes}
 
-func newCache(t *testing.T, up Service, clk *clock, opts Options) *Cache {
+func newCache(t *testing.T, up Service, clk *Clock, opts Options) *Cache {
 	t.Helper()
 	opts.Now = clk.Now
 	c, err := New(up, opts)
@@ -136,7 +116,7 @@ func get(t *testing.T, c *Cache, req *upstream.DescribeCommunityImagesRequest) (
 func TestFreshness(t *testing.T) {
 	t.Parallel()
 	up := &fakeUpstream{groups: catalogue(30)}
-	clk := newClock()
+	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 
 	first, r, err := get(t, c, page(0, 10))
@@ -177,7 +157,7 @@ func TestFreshness(t *testing.T) {
 func TestStaleIfError(t *testing.T) {
 	t.Parallel()
 	up := &fakeUpstream{groups: catalogue(5)}
-	clk := newClock()
+	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 	_, _, err := get(t, c, page(0, 5))
 	require.NoError(t, err)
@@ -213,7 +193,7 @@ func TestStaleIfError(t *testing.T) {
 func TestPriming(t *testing.T) {
 	t.Parallel()
 	up := &fakeUpstream{groups: catalogue(10)}
-	clk := newClock()
+	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 	_, _, err := get(t, c, page(0, 10))
 	require.NoError(t, err)
@@ -238,7 +218,7 @@ func TestPriming(t *testing.T) {
 	assert.EqualValues(t, 1, up.calls.Load(), "a list, then every detail: one call")
 
 	up2 := &fakeUpstream{groups: catalogue(10)}
-	c2 := newCache(t, up2, newClock(), testOptions)
+	c2 := newCache(t, up2, NewClock(), testOptions)
 	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{Tag: []string{"AIGC"}, Limit: upstream.Int(10)})
 	require.NoError(t, err)
 	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{GroupId: "group-001", Limit: upstream.Int(1)})
@@ -264,7 +244,7 @@ func TestByteBound(t *testing.T) {
 	t.Parallel()
 	up := &fakeUpstream{groups: catalogue(400)}
 	const bound = 256 << 10
-	c := newCache(t, up, newClock(), Options{TTL: time.Minute, MaxBytes: bound})
+	c := newCache(t, up, NewClock(), Options{TTL: time.Minute, MaxBytes: bound})
 	for off := range 400 {
 		for _, lim := range []int{1, 5, 20} {
 			_, _, err := get(t, c, page(off, lim))
@@ -367,7 +347,7 @@ func (t *memTier) has(key string) bool {
 func TestTierSharesAcrossCaches(t *testing.T) {
 	t.Parallel()
 	tier := newMemTier()
-	clk := newClock()
+	clk := NewClock()
 	upA, upB := &fakeUpstream{groups: catalogue(5)}, &fakeUpstream{groups: catalogue(5)}
 	opts := testOptions
 	opts.Tier = tier

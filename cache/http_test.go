@@ -22,37 +22,19 @@ import (
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
-// clock is a controllable clock: the tests move it, nothing sleeps for it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // env is the API as the server wires it with the cache on: the handler
 // over the cache over limits.Meter over the client (with its circuit
 // breaker) over the sandbox on loopback; the cache's clock is the test's.
 type env struct {
 	sb    *sandbox.Server
 	cache *cache.Cache
-	clock *clock
+	clock *cache.Clock
 	api   *httptest.Server
 }
 
 const cooldown = 150 * time.Millisecond
 
-func newEnv(t *testing.T, opts cache.Options, sbOpts ...sandbox.Option) *env {
+func newEnv(t testing.TB, opts cache.Options, sbOpts ...sandbox.Option) *env {
 	t.Helper()
 	sb, err := sandbox.New(sbOpts...)
 	require.NoError(t, err)
@@ -66,7 +48,7 @@ func newEnv(t *testing.T, opts cache.Options, sbOpts ...sandbox.Option) *env {
 		upstream.WithCircuitBreaker(3, cooldown),
 	)
 	require.NoError(t, err)
-	clk := &clock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	clk := cache.NewClock()
 	if opts.TTL == 0 {
 		opts.TTL, opts.StaleWhileRevalidate, opts.StaleIfError = 30*time.Second, time.Minute, 15*time.Minute
 	}

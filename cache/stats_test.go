@@ -38,7 +38,7 @@ func (r *reasonRecorder) got() []string {
 // told why they are made.
 func TestStatsCountEachAnswer(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := NewClock()
 	up := &reasonRecorder{fakeUpstream: &fakeUpstream{groups: catalogue(3), refresh: make(chan struct{}, 1)}}
 	c := newCache(t, up, clk, testOptions)
 
@@ -78,7 +78,7 @@ func TestStatsCountEachAnswer(t *testing.T) {
 func TestStatsByTier(t *testing.T) {
 	t.Parallel()
 	tier := newMemTier()
-	clk := newClock()
+	clk := NewClock()
 	a := newCache(t, &fakeUpstream{groups: catalogue(3)}, clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
 	b := newCache(t, &fakeUpstream{groups: catalogue(3)}, clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
 	_, _, err := get(t, a, page(0, 3))
