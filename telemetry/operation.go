@@ -111,13 +111,18 @@ type runningKey struct{}
 func (e operationExtension) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	run := &running{}
 	if e.t.tracer != nil {
-		oc := graphql.GetOperationContext(ctx)
-		name, typ := operationOf(oc)
-		ctx, run.span = e.t.tracer.Start(ctx, spanName(name, typ),
-			trace.WithTimestamp(startOf(oc)),
-			trace.WithAttributes(semconv.GraphQLOperationName(name), semconv.GraphQLOperationTypeKey.String(typ)))
+		ctx, run.span = e.t.operationSpan(ctx, graphql.GetOperationContext(ctx))
 	}
 	return next(context.WithValue(ctx, runningKey{}, run))
+}
+
+// operationSpan starts the span of the operation of oc, from the moment
+// it was received.
+func (t *Telemetry) operationSpan(ctx context.Context, oc *graphql.OperationContext) (context.Context, trace.Span) {
+	name, typ := operationOf(oc)
+	return t.tracer.Start(ctx, spanName(name, typ),
+		trace.WithTimestamp(startOf(oc)),
+		trace.WithAttributes(semconv.GraphQLOperationName(name), semconv.GraphQLOperationTypeKey.String(typ)))
 }
 
 // InterceptResponse records the operation once its last answer is made;
@@ -208,10 +213,8 @@ func (t *Telemetry) finish(ctx context.Context, run *running, rejected, data boo
 	} else if rejected && t.tracer != nil {
 		// A refused operation gets a span too, so that the trace says why
 		// the request did nothing.
-		_, span := t.tracer.Start(ctx, spanName(name, typ),
-			trace.WithTimestamp(startOf(oc)),
-			trace.WithAttributes(semconv.GraphQLOperationName(name), semconv.GraphQLOperationTypeKey.String(typ),
-				attribute.StringSlice("imagegraph.error.codes", run.codes)))
+		_, span := t.operationSpan(ctx, oc)
+		span.SetAttributes(attribute.StringSlice("imagegraph.error.codes", run.codes))
 		span.SetStatus(codes.Error, firstOr(run.codes, "rejected"))
 		span.End()
 	}
