@@ -203,3 +203,7 @@ func (r *recorder) replay(w http.ResponseWriter) {
 	w.WriteHeader(status)
 	_, _ = w.Write(r.body.Bytes())
 }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -11,6 +11,12 @@ import (
 // reason of the server's own (a recovered panic).
 const CodeInternal = "INTERNAL_SERVER_ERROR"
 
+// CodeBadUserInput is the code of a request the server cannot read (a body
+// that is not a JSON object of GraphQL parameters, variables that do not
+// decode, a method or media type it does not serve, a body too large), as
+// of an argument the API refuses.
+const CodeBadUserInput = "BAD_USER_INPUT"
+
 // WriteError answers a request that failed outside the executor (a body too
 // large, a recovered panic, a missing API key) with a GraphQL response
 // holding one error with a stable code, so that clients parse every failure

@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -49,8 +51,8 @@ const (
 // request's critical path). A request error is answered with the status
 // statusFor chooses. And a body's `documentId` or `doc_id` reaches the
 // extensions as DocumentIDExtension. A body that cannot be read or does not
-// decode is handed to transport.POST as it came, so those answers stay
-// gqlgen's own.
+// decode is answered with a coded error that does not echo it (gqlgen's
+// quotes the whole body back, and names its own Go types).
 type POST struct {
 	transport.POST
 	// Cache chooses the Cache-Control of executed answers (nil: no-store).
@@ -74,25 +76,48 @@ type postBody struct {
 // Do serves one POST request.
 func (t POST) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	start := graphql.Now()
+	contentType := responseContentType(r.Header.Get("Accept"))
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{err}))
-		t.POST.Do(w, r, exec)
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			writePlainError(w, contentType, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+			return
+		}
+		writePlainError(w, contentType, http.StatusBadRequest, "the request body could not be read")
 		return
 	}
 	var pb postBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // as gqlgen decodes variables
-	if dec.Decode(&pb) != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		t.POST.Do(w, r, exec)
+	if err := dec.Decode(&pb); err != nil {
+		writePlainError(w, contentType, http.StatusBadRequest, bodyProblem(err))
 		return
 	}
 	params := &pb.RawParams
 	params.Extensions = withDocumentID(params.Extensions, pb.DocumentID, pb.DocID)
 	params.Headers = r.Header
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
-	serve(w, r, responseContentType(r.Header.Get("Accept")), params, exec, t.Cache, false)
+	serve(w, r, contentType, params, exec, t.Cache, false)
+}
+
+// bodyProblem says what is wrong with a POST body that does not decode,
+// without echoing the body (which may be large, or hold what a client
+// should not have sent) or naming the server's types.
+func bodyProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("the request body is not JSON (at byte %d: %v)", syntax.Offset, syntax)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the request body is not JSON: it is empty or ends early"
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("the request body's %q cannot be a JSON %s", strings.TrimPrefix(typ.Field, "RawParams."), typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("the request body must be a JSON object of GraphQL parameters, not a JSON %s (batched requests are not served)", typ.Value)
+	}
+	return "the request body is not a JSON object of GraphQL parameters"
 }
 
 // GET is gqlgen's GET transport with the same changes as POST: executed
@@ -176,8 +201,9 @@ func serve(w http.ResponseWriter, r *http.Request, contentType string, params *g
 		return
 	}
 	if get && oc.Operation.Operation != ast.Query {
-		// As gqlgen's GET transport answers it.
-		writePlainError(w, contentType, http.StatusNotAcceptable, "GET requests only allow query operations")
+		// GraphQL over HTTP: 405 (gqlgen's GET transport says 406).
+		w.Header().Set("Allow", "POST")
+		writePlainError(w, contentType, http.StatusMethodNotAllowed, "GET requests only allow query operations")
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
@@ -288,13 +314,46 @@ func writeRequestError(w io.Writer, resp *graphql.Response) {
 	_, _ = w.Write(b)
 }
 
-// writePlainError writes one error without data, as gqlgen's transports do
-// for a request they cannot read.
+// writePlainError answers a request the transport cannot read: one error
+// with code CodeBadUserInput, no data, not to be cached.
 func writePlainError(w http.ResponseWriter, contentType string, status int, msg string) {
-	w.Header().Set("Content-Type", contentType)
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	b, _ := json.Marshal(&graphql.Response{Errors: gqlerror.List{{Message: msg}}})
+	b, _ := json.Marshal(struct {
+		Errors gqlerror.List `json:"errors"`
+	}{gqlerror.List{{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput}}}})
 	_, _ = w.Write(b)
+}
+
+// Unsupported is the transport of last resort: it answers every request
+// the others do not serve with a GraphQL error and a status that says why
+// (gqlgen's server answers them "transport not supported", without a code):
+// 415 for a POST whose body is not application/json, 400 for a websocket
+// upgrade (subscriptions are not served), 405 with Allow for any other
+// method.
+type Unsupported struct{}
+
+var _ graphql.Transport = Unsupported{}
+
+// Supports reports true: add Unsupported after every other transport.
+func (Unsupported) Supports(*http.Request) bool { return true }
+
+// Do answers r with its error.
+func (Unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExecutor) {
+	contentType := responseContentType(r.Header.Get("Accept"))
+	switch {
+	case r.Method == http.MethodPost:
+		w.Header().Set("Accept-Post", mediaJSON)
+		writePlainError(w, contentType, http.StatusUnsupportedMediaType,
+			"a POST body must be application/json, not "+strconv.Quote(r.Header.Get("Content-Type")))
+	case r.Header.Get("Upgrade") != "":
+		writePlainError(w, contentType, http.StatusBadRequest, "protocol upgrades (websocket subscriptions) are not served")
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
+		writePlainError(w, contentType, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed: use GET or POST")
+	}
 }
 
 // responseContentType is transport.POST's choice of media type for the
@@ -383,7 +442,3 @@ func nilIfEmpty[T any](s []T) any {
 	}
 	return s
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }

@@ -20,7 +20,7 @@ import (
 
 // The stable error codes clients see in extensions.code.
 const (
-	CodeBadUserInput        = "BAD_USER_INPUT"
+	CodeBadUserInput        = gqlhttp.CodeBadUserInput
 	CodeUpstreamError       = "UPSTREAM_ERROR"
 	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
 	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"

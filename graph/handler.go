@@ -137,6 +137,7 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(gqlhttp.GET{Cache: cfg.HTTPCaching.policy})
 	srv.AddTransport(gqlhttp.POST{Cache: cfg.HTTPCaching.policy})
+	srv.AddTransport(gqlhttp.Unsupported{})
 	srv.SetQueryCache(cfg.QueryCache)
 	srv.SetParserTokenLimit(cfg.ParserTokenLimit)
 	// Suggestions name fields and types: with introspection off they would
