@@ -128,6 +128,8 @@ type config struct {
 	MaxCost          int
 	MaxUpstreamCalls int
 	OperationTimeout time.Duration
+	MaxInflightCost  int64
+	InflightWait     time.Duration
 
 	// Persisted operations (package persisted).
 	APQMaxBytes             int64
@@ -184,6 +186,8 @@ func defaultConfig() config {
 		MaxCost:          limits.DefaultLimits.MaxCost,
 		MaxUpstreamCalls: limits.DefaultLimits.MaxUpstreamCalls,
 		OperationTimeout: limits.DefaultOperationTimeout,
+		MaxInflightCost:  limits.DefaultInflightCost,
+		InflightWait:     limits.DefaultInflightWait,
 		APQMaxBytes:      16 << 20,
 
 		CacheTTL:                  cache.DefaultTTL,
@@ -245,6 +249,8 @@ func (c *config) settings() []setting {
 		{env: "MAX_COST", usage: "estimated cost of an operation (IBM cost directives; 0: no limit)", value: intValue{&c.MaxCost}},
 		{env: "MAX_UPSTREAM_CALLS", usage: "upstream calls of an operation, estimated before and counted during execution (0: no limit)", value: intValue{&c.MaxUpstreamCalls}},
 		{env: "OPERATION_TIMEOUT", usage: "deadline of one operation (Go duration; 0: none)", value: durationValue{&c.OperationTimeout}},
+		{env: "MAX_INFLIGHT_COST", usage: "estimated cost of the operations running at once; past it an operation waits INFLIGHT_WAIT for room, then gets 503 SERVER_OVERLOADED (0: no bound)", value: int64Value{&c.MaxInflightCost}},
+		{env: "INFLIGHT_WAIT", usage: "how long an operation waits for room under MAX_INFLIGHT_COST (Go duration)", value: durationValue{&c.InflightWait}},
 		{env: "CACHE_TTL", usage: "how long an upstream answer is fresh in the response cache (0 turns the cache off)", value: durationValue{&c.CacheTTL}},
 		{env: "CACHE_STALE_WHILE_REVALIDATE", usage: "how long past CACHE_TTL an answer is served at once while one background call refreshes it", value: durationValue{&c.CacheStaleWhileRevalidate}},
 		{env: "CACHE_STALE_IF_ERROR", usage: "how long past CACHE_TTL an answer is served when the upstream fails or the circuit is open", value: durationValue{&c.CacheStaleIfError}},
@@ -334,6 +340,10 @@ func (c config) Validate() error {
 		return fmt.Errorf("METRICS_ADDR must be host:port or :port (empty turns metrics off), got %q", c.MetricsAddr)
 	case c.OperationTimeout < 0:
 		return fmt.Errorf("OPERATION_TIMEOUT must not be negative, got %s", c.OperationTimeout)
+	case c.MaxInflightCost < 0:
+		return fmt.Errorf("MAX_INFLIGHT_COST must not be negative, got %d", c.MaxInflightCost)
+	case c.InflightWait < 0:
+		return fmt.Errorf("INFLIGHT_WAIT must not be negative, got %s", c.InflightWait)
 	case c.CacheTTL < 0 || c.CacheStaleWhileRevalidate < 0 || c.CacheStaleIfError < 0:
 		return errors.New("CACHE_TTL, CACHE_STALE_WHILE_REVALIDATE and CACHE_STALE_IF_ERROR must not be negative")
 	case c.CacheMaxBytes < 1:
@@ -629,6 +639,8 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telem
 		// The safelist's operations are counted under their own names.
 		tel.Metrics().KnowOperations(ops.Manifest.Names())
 	}
+	inflight := limits.NewInflight(cfg.MaxInflightCost, cfg.InflightWait)
+	tel.Metrics().WatchInflight(inflight)
 	hc := graph.HandlerConfig{
 		Service:               svc,
 		Log:                   log,
@@ -647,6 +659,7 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telem
 			MaxUpstreamCalls: cfg.MaxUpstreamCalls,
 		},
 		OperationTimeout: cfg.OperationTimeout,
+		Inflight:         inflight,
 		// Telemetry first, so that it sees each answer as the others leave it.
 		Extensions:       []graphql.HandlerExtension{tel.Extension(), ops},
 		DedupeShared:     tel.Deduplicated,

@@ -38,6 +38,18 @@ const DocumentIDExtension = "documentId"
 // Retry-After header taken from the error's extensions.retryAfterSeconds.
 const CodeRateLimited = "RATE_LIMITED"
 
+// CodeOverloaded is the error code of a request refused because the server
+// runs as much as it may at once: such a request error is answered 503,
+// with Retry-After as for CodeRateLimited.
+const CodeOverloaded = "SERVER_OVERLOADED"
+
+// statusByCode are the statuses of request errors that say the request may
+// succeed later, and come with a Retry-After header.
+var statusByCode = map[string]int{
+	CodeRateLimited: http.StatusTooManyRequests,
+	CodeOverloaded:  http.StatusServiceUnavailable,
+}
+
 const (
 	mediaJSON     = "application/json"
 	mediaResponse = "application/graphql-response+json"
@@ -190,7 +202,7 @@ func serve(w http.ResponseWriter, r *http.Request, contentType string, params *g
 	oc, opErr := exec.CreateOperationContext(ctx, params)
 	if opErr != nil {
 		status := statusFor(opErr, contentType)
-		if status == http.StatusTooManyRequests {
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 			if s := retryAfterSeconds(opErr); s > 0 {
 				h.Set("Retry-After", strconv.Itoa(s))
 			}
@@ -262,7 +274,8 @@ func withDocumentID(ext map[string]any, ids ...any) map[string]any {
 }
 
 // statusFor is the status of a request error (one refused before
-// execution): 429 when its client is rate limited; for errors gqlgen counts
+// execution): 429 when its client is rate limited, 503 when the server is
+// overloaded (statusByCode); for errors gqlgen counts
 // as the protocol's (parse, validation, and the codes extensions register as
 // errcode.KindProtocol, such as the operation limits), 400 for clients that
 // accept application/graphql-response+json and 422 for the others (which
@@ -270,8 +283,9 @@ func withDocumentID(ext map[string]any, ids ...any) map[string]any {
 // for the rest.
 func statusFor(errs gqlerror.List, contentType string) int {
 	for _, e := range errs {
-		if code, _ := e.Extensions["code"].(string); code == CodeRateLimited {
-			return http.StatusTooManyRequests
+		code, _ := e.Extensions["code"].(string)
+		if status, ok := statusByCode[code]; ok {
+			return status
 		}
 	}
 	if errcode.GetErrorKind(errs) != errcode.KindProtocol {

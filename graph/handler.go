@@ -74,6 +74,10 @@ type HandlerConfig struct {
 	// Admit, when set, is charged each operation's estimated cost (a
 	// client rate limit); its error refuses the operation.
 	Admit func(ctx context.Context, cost int) error
+	// Inflight, when set, bounds the estimated cost of the operations
+	// running at once; an operation without room in time is refused with
+	// SERVER_OVERLOADED (503).
+	Inflight *limits.Inflight
 	// HTTPCaching says how HTTP caches may keep answers (the zero value:
 	// every answer says no-store).
 	HTTPCaching HTTPCaching
@@ -168,6 +172,7 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 		Tokens:     cfg.ParserTokenLimit,
 		Admit:      cfg.Admit,
 		Timeout:    cfg.OperationTimeout,
+		Inflight:   cfg.Inflight,
 	})
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, !cfg.Introspection))
 	srv.SetRecoverFunc(RecoverFunc)

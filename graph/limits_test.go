@@ -1,11 +1,13 @@
 package graph_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
@@ -310,4 +313,79 @@ func TestNoSuggestionsWithoutIntrospection(t *testing.T) {
 		assert.NotContains(t, string(resp.raw), "Did you mean", q)
 	}
 	assert.GreaterOrEqual(t, suggested, 3, "with introspection on, suggestions stay")
+}
+
+// gatedService holds every upstream call until its gate opens.
+type gatedService struct {
+	graph.Service
+	gate chan struct{}
+}
+
+func (g gatedService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Service.DescribeCommunityImages(ctx, req)
+}
+
+// TestInflightBound: through HTTP, an operation that finds no room under
+// the in-flight bound in time is a request error: 503 with Retry-After and
+// SERVER_OVERLOADED, no data, no upstream call; one that finds room after
+// waiting runs; and every operation gives its room back once answered, on
+// every path (deduplicated, with a federated trace, refused by a limit,
+// failed).
+func TestInflightBound(t *testing.T) {
+	t.Parallel()
+	for _, wait := range []time.Duration{0, time.Minute} {
+		gate := make(chan struct{})
+		inflight := limits.NewInflight(50, wait)
+		e := newEnv(t,
+			withService(func(s graph.Service) graph.Service { return gatedService{Service: s, gate: gate} }),
+			withHandlerConfig(func(c *graph.HandlerConfig) {
+				c.Inflight = inflight
+				c.DeduplicateOperations = true
+				c.FederatedTracing = true
+			}))
+		// Costs more than the whole bound: it runs alone.
+		heavy := `{ imageGroups(first: 100) { nodes { groupId } } }`
+		done := make(chan gqlResponse, 1)
+		go func() { done <- e.do(t, heavy, nil) }()
+		require.Eventually(t, func() bool { return inflight.Stats().Running == 1 }, 10*time.Second, time.Millisecond)
+
+		if wait == 0 {
+			resp := e.do(t, `{ imageGroups(first: 1) { nodes { groupId } } }`, nil)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.status, string(resp.raw))
+			require.Len(t, resp.Errors, 1, string(resp.raw))
+			assert.Equal(t, limits.CodeOverloaded, resp.Errors[0].Extensions["code"])
+			assert.EqualValues(t, 1, resp.Errors[0].Extensions["retryAfterSeconds"])
+			assert.Nil(t, resp.Data)
+			close(gate)
+		} else {
+			light := make(chan gqlResponse, 1)
+			go func() { light <- e.do(t, `{ imageGroups(first: 1) { nodes { groupId } } }`, nil) }()
+			require.Eventually(t, func() bool { return inflight.Stats().Waiting == 1 }, 10*time.Second, time.Millisecond)
+			close(gate)
+			resp := <-light
+			assert.Empty(t, resp.Errors, string(resp.raw))
+		}
+		resp := <-done
+		assert.Empty(t, resp.Errors, string(resp.raw))
+		assert.EqualValues(t, 1+map[bool]int64{true: 0, false: 1}[wait == 0], e.calls(), "the refused operation made no call")
+
+		// Every path gives its room back: deduplicated, traced, failed,
+		// refused by a limit, partial.
+		ftv1 := http.Header{graph.FederatedTraceHeader: {"ftv1"}}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() { e.do(t, heavy, nil) })
+			wg.Go(func() { e.doWithHeaders(t, heavy, nil, ftv1) })
+			wg.Go(func() { e.do(t, `{ imageGroups(first: -1) { totalCount } }`, nil) })
+			wg.Go(func() { e.do(t, "{"+strings.Repeat(" a: __typename", 31)+" }", nil) })
+			wg.Go(func() { e.do(t, `{ node(id: "nope") { id } __typename }`, nil) })
+		}
+		wg.Wait()
+		assert.Equal(t, limits.InflightStats{Max: 50, Refused: inflight.Stats().Refused}, inflight.Stats(), "wait %s", wait)
+	}
 }

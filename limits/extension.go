@@ -42,6 +42,11 @@ type Extension struct {
 	// Timeout is the deadline of one operation (0: none). Past it the
 	// upstream calls still waiting are given up and their fields fail.
 	Timeout time.Duration
+	// Inflight, when set, bounds the estimated cost of the operations
+	// running at once (shared by every executor of the process): an
+	// operation within the limits waits for room there before it is
+	// charged to Admit, and gives the room back once answered.
+	Inflight *Inflight
 
 	model *costModel
 }
@@ -54,7 +59,10 @@ var _ interface {
 	graphql.ResponseInterceptor
 } = (*Extension)(nil)
 
-const statsKey = "limits"
+const (
+	statsKey    = "limits"
+	inflightKey = "limits.inflight"
+)
 
 // ExtensionName names the extension.
 func (e *Extension) ExtensionName() string { return "Limits" }
@@ -92,14 +100,26 @@ func (e *Extension) MutateOperationParameters(ctx context.Context, raw *graphql.
 }
 
 // MutateOperationContext measures the operation, refuses it when it exceeds
-// a limit, and charges its cost to Admit.
+// a limit, waits for room for it in Inflight, and charges its cost to Admit.
 func (e *Extension) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	res := e.Analyze(oc)
 	if err := e.Limits.Check(&res); err != nil {
 		return err
 	}
+	cost := int(min(math.Ceil(res.Cost), math.MaxInt32))
+	if e.Inflight != nil {
+		release, err := e.Inflight.Acquire(ctx, cost)
+		if err != nil {
+			return requestError(err)
+		}
+		// Given back once the operation is answered (InterceptOperation),
+		// and at the latest when its request ends, should it never run.
+		context.AfterFunc(ctx, release)
+		oc.Stats.SetExtension(inflightKey, release)
+	}
 	if e.Admit != nil {
-		if err := e.Admit(ctx, int(math.Ceil(res.Cost))); err != nil {
+		if err := e.Admit(ctx, cost); err != nil {
+			e.release(oc)
 			return requestError(err)
 		}
 	}
@@ -108,24 +128,34 @@ func (e *Extension) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 	return nil
 }
 
+// release gives back the room the operation of oc holds in Inflight.
+func (e *Extension) release(oc *graphql.OperationContext) {
+	if release, ok := oc.Stats.GetExtension(inflightKey).(func()); ok {
+		release()
+	}
+}
+
 // Analyze measures the operation of oc.
 func (e *Extension) Analyze(oc *graphql.OperationContext) Result {
 	return analyze(e.model, oc.Doc, oc.Operation, oc.Variables, e.Calls)
 }
 
 // InterceptOperation gives the operation its upstream-call budget and its
-// deadline.
+// deadline, and gives its room in Inflight back once it is answered.
 func (e *Extension) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	ctx = WithBudget(ctx, NewBudget(e.Limits.MaxUpstreamCalls))
-	if e.Timeout <= 0 {
-		return next(ctx)
+	cancel := context.CancelFunc(func() {})
+	if e.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.Timeout)
 	h := next(ctx)
 	return func(ctx context.Context) *graphql.Response {
 		resp := h(ctx)
 		if resp == nil || resp.HasNext == nil || !*resp.HasNext {
 			cancel()
+			if graphql.HasOperationContext(ctx) {
+				e.release(graphql.GetOperationContext(ctx))
+			}
 		}
 		return resp
 	}

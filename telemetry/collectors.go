@@ -5,6 +5,7 @@ import (
 
 	"github.com/compshare/imagegraph/cache"
 	"github.com/compshare/imagegraph/fleet"
+	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -134,4 +135,36 @@ func (fc fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(redisUpDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(redisErrorsDesc, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(st.Replicas))
+}
+
+var (
+	inflightCostDesc = desc("graphql_inflight_cost",
+		"Estimated cost of the operations running now, of graphql_inflight_max_cost.")
+	inflightMaxDesc = desc("graphql_inflight_max_cost",
+		"The bound on the estimated cost of the operations running at once (MAX_INFLIGHT_COST).")
+	inflightRunningDesc = desc("graphql_inflight_operations",
+		"Operations running now, holding room in the in-flight bound.")
+	inflightWaitingDesc = desc("graphql_inflight_waiting_operations",
+		"Operations waiting for room in the in-flight bound (at most INFLIGHT_WAIT each).")
+	inflightRefusedDesc = desc("graphql_inflight_refused_operations_total",
+		"Operations refused with SERVER_OVERLOADED: no room in the in-flight bound within INFLIGHT_WAIT.")
+	inflightAllDescs = []*prometheus.Desc{inflightCostDesc, inflightMaxDesc, inflightRunningDesc, inflightWaitingDesc, inflightRefusedDesc}
+)
+
+// inflightCollector exports the in-flight bound's Stats.
+type inflightCollector struct{ f *limits.Inflight }
+
+func (inflightCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range inflightAllDescs {
+		ch <- d
+	}
+}
+
+func (ic inflightCollector) Collect(ch chan<- prometheus.Metric) {
+	st := ic.f.Stats()
+	ch <- prometheus.MustNewConstMetric(inflightCostDesc, prometheus.GaugeValue, float64(st.Cost))
+	ch <- prometheus.MustNewConstMetric(inflightMaxDesc, prometheus.GaugeValue, float64(st.Max))
+	ch <- prometheus.MustNewConstMetric(inflightRunningDesc, prometheus.GaugeValue, float64(st.Running))
+	ch <- prometheus.MustNewConstMetric(inflightWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
+	ch <- prometheus.MustNewConstMetric(inflightRefusedDesc, prometheus.CounterValue, float64(st.Refused))
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/compshare/imagegraph/cache"
 	"github.com/compshare/imagegraph/fleet"
+	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -133,6 +134,15 @@ func (m *Metrics) WatchCache(c *cache.Cache) {
 		return
 	}
 	m.reg.MustRegister(cacheCollector{c})
+}
+
+// WatchInflight exports the in-flight bound's state (the cost running, the
+// operations running, waiting and refused), read at each scrape.
+func (m *Metrics) WatchInflight(f *limits.Inflight) {
+	if m == nil || f == nil {
+		return
+	}
+	m.reg.MustRegister(inflightCollector{f})
 }
 
 // WatchFleet exports the fleet's Redis state, read at each scrape.
@@ -261,13 +271,13 @@ func readBuildInfo() (version, goVersion string) {
 }
 
 // MetricNames lists the name of every metric family the server can export
-// (with metrics on, the response cache and a fleet's Redis), sorted: what
-// a dashboard or an alert may name. A histogram is listed by its base name
-// (its series add _bucket, _sum and _count).
+// (with metrics on, the response cache, a fleet's Redis and the in-flight
+// bound), sorted: what a dashboard or an alert may name. A histogram is
+// listed by its base name (its series add _bucket, _sum and _count).
 func MetricNames() []string {
 	m := NewMetrics(nil, 0)
 	// Describe never reads the watched objects: nil ones do.
-	m.reg.MustRegister(clientCollector{}, cacheCollector{}, fleetCollector{})
+	m.reg.MustRegister(clientCollector{}, cacheCollector{}, fleetCollector{}, inflightCollector{})
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		m.reg.Describe(ch)

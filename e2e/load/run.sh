@@ -43,7 +43,8 @@
 #
 # Settings (environment): IMAGEGRAPH_BIN (default: go build -o bin/imagegraph),
 # SANDBOX_BIN (default: go build -o bin/sandbox ./upstream/sandbox/cmd/sandbox),
-# CONNECTIONS (32), THREADS (2), DURATION (15s), WARMUP (3s),
+# CONNECTIONS (32), THREADS (2), DURATION (15s), WARMUP (3s), REFERENCE_RUN,
+# PAGES_RUN and FLOOD_RUN (1: each part runs), FLOOD_CONNECTIONS (800),
 # UPSTREAM_LATENCY_MS (20), OVERHEAD_RUN (1), COMPSHARE_MAX_INFLIGHT (64),
 # COMPSHARE_QPS (100000), COMPSHARE_BURST (100000), LOAD_OUT (e2e/load/artifacts).
 set -euo pipefail
@@ -60,6 +61,8 @@ UPSTREAM_LATENCY_MS=${UPSTREAM_LATENCY_MS:-20}
 OVERHEAD_RUN=${OVERHEAD_RUN:-1}
 REFERENCE_RUN=${REFERENCE_RUN:-1}
 PAGES_RUN=${PAGES_RUN:-1}
+FLOOD_RUN=${FLOOD_RUN:-1}
+FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-800}
 PAGES_WARMUP=${PAGES_WARMUP:-10s}
 PIN=${PIN:-1}
 WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
@@ -69,6 +72,7 @@ BURST=${COMPSHARE_BURST:-100000}
 OUT=${LOAD_OUT:-$root/e2e/load/artifacts}
 FACADE_SCRIPT=$here/reference.lua
 PAGES_SCRIPT=$here/pages.lua
+FLOOD_SCRIPT=$here/flood.lua
 UPSTREAM_SCRIPT=$here/upstream.lua
 # The path the client posts to under its base URL.
 UPSTREAM_PATH='/?Action=DescribeCommunityImages'
@@ -390,6 +394,24 @@ measure_pages() {
   stop_sandbox
 }
 
+# measure_flood LATENCY_MS: FLOOD_CONNECTIONS clients repeating the
+# heaviest query the per-operation limits admit (flood.lua), every request
+# executed (no deduplication, the cache warm), first without the in-flight
+# bound (MAX_INFLIGHT_COST=0), then with its default: the answers, those
+# shed with 503, and the server's peak RSS.
+measure_flood() {
+  local latency_ms=$1 setting
+  start_sandbox "$latency_ms"
+  for setting in MAX_INFLIGHT_COST=0 ""; do
+    start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false ${setting:+"$setting"}
+    CONNECTIONS=$FLOOD_CONNECTIONS WRK_TIMEOUT=30s run_wrk "flood-warmup-${setting:-default}" "$WARMUP" "$FLOOD_SCRIPT" "http://127.0.0.1:$port/query"
+    CONNECTIONS=$FLOOD_CONNECTIONS WRK_TIMEOUT=30s run_wrk "flood-${setting:-default}" "$DURATION" "$FLOOD_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
+    report "flood: $FLOOD_CONNECTIONS clients, imageGroups(first: 500) with 20 versions each, ${setting:-MAX_INFLIGHT_COST at its default}: $((R[responses] - R[shed])) answers ($(awk -v n="$((R[responses] - R[shed]))" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", n / (d / 1e6)}')/s), ${R[shed]} shed with 503, median $(ms "${R[p50_us]}") over all; server peak RSS $(peak_rss "$server_pid") MiB"
+    stop_server
+  done
+  stop_sandbox
+}
+
 if [[ $REFERENCE_RUN == 1 ]]; then
   measure "$UPSTREAM_LATENCY_MS"
   if [[ $OVERHEAD_RUN == 1 ]]; then
@@ -406,5 +428,9 @@ if [[ $PAGES_RUN == 1 ]]; then
     echo "load: pages: the server pinned to CPU 1, wrk and the sandbox to CPU 0"
   fi
   measure_pages "$UPSTREAM_LATENCY_MS"
+  unset SERVER_WRAP CLIENT_WRAP WRK_THREADS
+fi
+if [[ $FLOOD_RUN == 1 ]]; then
+  measure_flood "$UPSTREAM_LATENCY_MS"
 fi
 echo "load: wrk output, sandbox and server logs and summary.txt in $OUT"
