@@ -187,10 +187,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 const maxPresize = 16 << 20
 
 // replay writes the kept response to w. The kept values are only read, so
-// any number of requesters may replay one recorder at once.
+// any number of requesters may replay one recorder at once. Its headers
+// replace w's, except Vary, which adds to what the layers around this one
+// set (CORS's Vary: Origin, which shared caches need to keep answers for
+// one origin from another).
 func (r *recorder) replay(w http.ResponseWriter) {
 	h := w.Header()
 	for k, v := range r.header {
+		if k == "Vary" {
+			h[k] = append(h[k], v...)
+			continue
+		}
 		h[k] = append([]string(nil), v...)
 	}
 	// The length is known: saying it spares the chunked framing net/http

@@ -68,3 +68,41 @@ func TestDedupeReportsSharedAnswers(t *testing.T) {
 	assert.Equal(t, `{"data":{}}`, rec.Body.String())
 	assert.Equal(t, pair{"follower", "leader"}, <-shared)
 }
+
+// TestDedupeKeepsOuterVary: the answer replayed to the leader and to a
+// follower keeps the Vary values the layers around set (CORS's Origin)
+// beside the execution's own (Accept), while the execution's other
+// headers replace theirs.
+func TestDedupeKeepsOuterVary(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	joined := make(chan struct{})
+	inner := Deduplicate(DedupeOptions{joined: func() { close(joined) }}, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(started)
+		<-release
+		w.Header().Add("Vary", "Accept")
+		w.Header().Set("Cache-Control", "public, max-age=30")
+		_, _ = w.Write([]byte(`{"data":{}}`))
+	}))
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Origin")
+		w.Header().Set("Cache-Control", "no-store")
+		inner.ServeHTTP(w, r)
+	})
+	get := func(done chan<- *httptest.ResponseRecorder) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/query?query=%7B__typename%7D", nil))
+		done <- rec
+	}
+	leader, follower := make(chan *httptest.ResponseRecorder, 1), make(chan *httptest.ResponseRecorder, 1)
+	go get(leader)
+	<-started
+	go get(follower)
+	<-joined
+	close(release)
+	for _, rec := range []*httptest.ResponseRecorder{<-leader, <-follower} {
+		assert.Equal(t, []string{"Origin", "Accept"}, rec.Header().Values("Vary"))
+		assert.Equal(t, "public, max-age=30", rec.Header().Get("Cache-Control"))
+	}
+}
