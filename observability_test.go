@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -269,4 +270,42 @@ func TestOperationLogLine(t *testing.T) {
 	_, fam := s.scrape(t)
 	assert.Equal(t, float64(shared), sample(fam, "imagegraph_graphql_deduplicated_requests_total"))
 	assert.Equal(t, float64(4-shared), sample(fam, "imagegraph_graphql_operations_total", "operation", "Same"), "executions")
+}
+
+// TestInflightSheddingThroughRun: MAX_INFLIGHT_COST and INFLIGHT_WAIT
+// reach the handler: with one operation holding the whole bound (the
+// sandbox slow), another is refused at once with 503, Retry-After and
+// SERVER_OVERLOADED, without an upstream call; the gauges show the one
+// running and the counter the one shed; once answered, the room is back.
+func TestInflightSheddingThroughRun(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{
+		"METRICS_ADDR": "127.0.0.1:0", "SANDBOX_LATENCY": "1500ms",
+		"MAX_INFLIGHT_COST": "10", "INFLIGHT_WAIT": "0s", "DEDUPLICATE_OPERATIONS": "false",
+	})
+	held := make(chan int, 1)
+	go func() {
+		status, _ := s.operation(t, `query Held { imageGroups(first: 50) { nodes { name } } }`, "Held", nil)
+		held <- status
+	}()
+	require.Eventually(t, func() bool {
+		_, fams := s.scrape(t)
+		return sample(fams, "imagegraph_graphql_inflight_operations") == 1
+	}, 10*time.Second, 10*time.Millisecond, "the first operation holds its room")
+
+	status, header, out := s.post(t, `{"query":"query Shed { imageGroups(first: 1) { nodes { name } } }"}`, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, "1", header.Get("Retry-After"))
+	assert.Equal(t, "SERVER_OVERLOADED", code(out))
+	assert.NotContains(t, out, "data")
+
+	assert.Equal(t, http.StatusOK, <-held)
+	_, fams := s.scrape(t)
+	assert.Equal(t, 1.0, s.sandboxCalls(t), "the shed operation made no call")
+	assert.Equal(t, 1.0, sample(fams, "imagegraph_graphql_inflight_refused_operations_total"))
+	assert.Equal(t, 0.0, sample(fams, "imagegraph_graphql_inflight_operations"))
+	assert.Equal(t, 0.0, sample(fams, "imagegraph_graphql_inflight_cost"))
+	assert.Equal(t, 10.0, sample(fams, "imagegraph_graphql_inflight_max_cost"))
+	assert.Equal(t, 1.0, sample(fams, "imagegraph_graphql_errors_total", "code", "SERVER_OVERLOADED"))
+	assert.Equal(t, 1.0, sample(fams, "imagegraph_graphql_operations_total", "outcome", "rejected"))
 }

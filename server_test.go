@@ -315,6 +315,8 @@ func TestConfig(t *testing.T) {
 		"negative depth":            {"MAX_DEPTH": "-1"},
 		"negative cost":             {"MAX_COST": "-5"},
 		"negative timeout":          {"OPERATION_TIMEOUT": "-1s"},
+		"negative in-flight cost":   {"MAX_INFLIGHT_COST": "-1"},
+		"negative in-flight wait":   {"INFLIGHT_WAIT": "-1s"},
 		"safelist without manifest": {"PERSISTED_OPERATIONS_ONLY": "true"},
 		"bad origin":                {"CORS_ALLOWED_ORIGINS": "https://ok.example, not an origin"},
 		"bad proxy":                 {"TRUSTED_PROXIES": "10.0.0.0/33"},
