@@ -8,12 +8,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/access"
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/limits"
@@ -388,4 +390,35 @@ func TestInflightBound(t *testing.T) {
 		wg.Wait()
 		assert.Equal(t, limits.InflightStats{Max: 50, Refused: inflight.Stats().Refused}, inflight.Stats(), "wait %s", wait)
 	}
+}
+
+// TestRateLimitBeforeInflight: a client over its rate limit is refused at
+// once (429), not queued for room under the in-flight bound first.
+func TestRateLimitBeforeInflight(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{})
+	inflight := limits.NewInflight(10, time.Minute)
+	var admitted atomic.Int32
+	e := newEnv(t,
+		withService(func(s graph.Service) graph.Service { return gatedService{Service: s, gate: gate} }),
+		withHandlerConfig(func(c *graph.HandlerConfig) {
+			c.Inflight = inflight
+			c.Admit = func(context.Context, int) error {
+				if admitted.Add(1) > 1 {
+					return &access.RateLimitedError{RetryAfter: 3 * time.Second, Points: 1, Burst: 10}
+				}
+				return nil
+			}
+		}))
+	done := make(chan gqlResponse, 1)
+	go func() { done <- e.do(t, `{ imageGroups(first: 50) { nodes { groupId } } }`, nil) }()
+	require.Eventually(t, func() bool { return inflight.Stats().Running == 1 }, 10*time.Second, time.Millisecond)
+
+	resp := e.do(t, `{ imageGroups(first: 1) { nodes { groupId } } }`, nil)
+	assert.Equal(t, http.StatusTooManyRequests, resp.status, string(resp.raw))
+	require.Len(t, resp.Errors, 1, string(resp.raw))
+	assert.Equal(t, "RATE_LIMITED", resp.Errors[0].Extensions["code"])
+	assert.Zero(t, inflight.Stats().Waiting)
+	close(gate)
+	assert.Empty(t, (<-done).Errors)
 }

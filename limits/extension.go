@@ -44,8 +44,9 @@ type Extension struct {
 	Timeout time.Duration
 	// Inflight, when set, bounds the estimated cost of the operations
 	// running at once (shared by every executor of the process): an
-	// operation within the limits waits for room there before it is
-	// charged to Admit, and gives the room back once answered.
+	// operation within the limits and admitted by Admit waits for room
+	// there, and gives it back once answered. (A shed operation has been
+	// charged to Admit: it was the client's to send.)
 	Inflight *Inflight
 
 	model *costModel
@@ -100,13 +101,21 @@ func (e *Extension) MutateOperationParameters(ctx context.Context, raw *graphql.
 }
 
 // MutateOperationContext measures the operation, refuses it when it exceeds
-// a limit, waits for room for it in Inflight, and charges its cost to Admit.
+// a limit, charges its cost to Admit, and waits for room for it in
+// Inflight.
 func (e *Extension) MutateOperationContext(ctx context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	res := e.Analyze(oc)
 	if err := e.Limits.Check(&res); err != nil {
 		return err
 	}
 	cost := int(min(math.Ceil(res.Cost), math.MaxInt32))
+	// The client's limit first: a client over it is refused at once, and
+	// never takes a place in the queue for room that others wait in.
+	if e.Admit != nil {
+		if err := e.Admit(ctx, cost); err != nil {
+			return requestError(err)
+		}
+	}
 	if e.Inflight != nil {
 		release, err := e.Inflight.Acquire(ctx, cost)
 		if err != nil {
@@ -116,12 +125,6 @@ func (e *Extension) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 		// and at the latest when its request ends, should it never run.
 		context.AfterFunc(ctx, release)
 		oc.Stats.SetExtension(inflightKey, release)
-	}
-	if e.Admit != nil {
-		if err := e.Admit(ctx, cost); err != nil {
-			e.release(oc)
-			return requestError(err)
-		}
 	}
 	res.MaxCost = max(e.Limits.MaxCost, 0)
 	oc.Stats.SetExtension(statsKey, &res)
