@@ -12,13 +12,10 @@
 
 local query = '{ imageGroups(first: 500) { totalCount nodes { id groupId name description createdCount status versions(first: 20) { totalCount nodes { id name description author readme tags price sizeMB createdAt } } } } }'
 
-wrk.method = "POST"
-wrk.body = '{"query":"' .. query .. '"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json"
-
--- The counters and done() are results.lua's, next to this script.
+-- The counters, done() and post_query are results.lua's, next to this
+-- script.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "results.lua")
+post_query(query)
 
 function response(status, headers, body)
    local shed = status == 503 and body ~= nil and string.find(body, '"SERVER_OVERLOADED"', 1, true) ~= nil

@@ -13,13 +13,10 @@
 -- backslash, so it goes into the JSON body as it is.
 local query = '{ imageGroups(first: 20) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { groupId name favoritesCount status useTime versions { totalCount nodes { imageId name } } latestVersion { imageId name publishedAt } } } } }'
 
-wrk.method = "POST"
-wrk.body = '{"query":"' .. query .. '"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json"
-
--- The counters and done() are results.lua's, next to this script.
+-- The counters, done() and post_query are results.lua's, next to this
+-- script.
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "results.lua")
+post_query(query)
 
 function response(status, headers, body)
    record(status, body, status ~= 200,

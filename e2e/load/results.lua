@@ -7,6 +7,16 @@
 -- which e2e/load/run.sh reads (the same histogram as wrk's --latency
 -- table), followed by LOAD_FIRST_BAD and the first bad answer, if any.
 
+-- post_query makes every request a POST of query (which must hold no quote
+-- or backslash: it goes into the JSON body as it is) to the URL wrk was
+-- given, asking for application/json.
+function post_query(query)
+   wrk.method = "POST"
+   wrk.body = '{"query":"' .. query .. '"}'
+   wrk.headers["Content-Type"] = "application/json"
+   wrk.headers["Accept"] = "application/json"
+end
+
 -- Each wrk thread runs its own Lua state; setup() keeps the threads so that
 -- done() can add up their counters.
 local threads = {}
