@@ -17,6 +17,23 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
 }
 
+// describe sends descs to ch: a collector's Describe.
+func describe(ch chan<- *prometheus.Desc, descs ...*prometheus.Desc) {
+	for _, d := range descs {
+		ch <- d
+	}
+}
+
+// emit sends ch one sample of the gauge or counter d (by kind).
+func emit[N int64 | float64](ch chan<- prometheus.Metric, d *prometheus.Desc, kind prometheus.ValueType, v N, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, kind, float64(v), labels...)
+}
+
+const (
+	gauge   = prometheus.GaugeValue
+	counter = prometheus.CounterValue
+)
+
 var (
 	upInFlightDesc = desc("upstream_requests_in_flight",
 		"Attempts holding one of the client's in-flight slots (COMPSHARE_MAX_INFLIGHT): waiting for the rate limiter or talking to the CompShare API.")
@@ -35,9 +52,7 @@ var (
 type clientCollector struct{ c *upstream.Client }
 
 func (clientCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{upInFlightDesc, circuitStateDesc, circuitOpenedDesc, circuitRefusedDesc, coalescedDesc, quotaDesc} {
-		ch <- d
-	}
+	describe(ch, upInFlightDesc, circuitStateDesc, circuitOpenedDesc, circuitRefusedDesc, coalescedDesc, quotaDesc)
 }
 
 // circuitStates are the breaker's states as labels (gobreaker's names,
@@ -46,18 +61,18 @@ var circuitStates = []struct{ label, state string }{{"closed", "closed"}, {"half
 
 func (cc clientCollector) Collect(ch chan<- prometheus.Metric) {
 	st := cc.c.Stats()
-	ch <- prometheus.MustNewConstMetric(upInFlightDesc, prometheus.GaugeValue, float64(st.InFlight))
+	emit(ch, upInFlightDesc, gauge, int64(st.InFlight))
 	for _, s := range circuitStates {
 		v := 0.0
 		if st.CircuitState == s.state {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(circuitStateDesc, prometheus.GaugeValue, v, s.label)
+		emit(ch, circuitStateDesc, gauge, v, s.label)
 	}
-	ch <- prometheus.MustNewConstMetric(circuitOpenedDesc, prometheus.CounterValue, float64(st.CircuitOpened))
-	ch <- prometheus.MustNewConstMetric(circuitRefusedDesc, prometheus.CounterValue, float64(st.CircuitRefused))
-	ch <- prometheus.MustNewConstMetric(coalescedDesc, prometheus.CounterValue, float64(st.Coalesced))
-	ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, st.QPS)
+	emit(ch, circuitOpenedDesc, counter, int64(st.CircuitOpened))
+	emit(ch, circuitRefusedDesc, counter, int64(st.CircuitRefused))
+	emit(ch, coalescedDesc, counter, int64(st.Coalesced))
+	emit(ch, quotaDesc, gauge, st.QPS)
 }
 
 var (
@@ -81,34 +96,24 @@ var (
 // cacheCollector exports a response cache's Stats.
 type cacheCollector struct{ c *cache.Cache }
 
-func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range cacheAllDescs {
-		ch <- d
-	}
-}
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, cacheAllDescs...) }
 
 func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	st := cc.c.Stats()
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
-	}
-	counter(cacheRequestsDesc, st.Requests)
+	emit(ch, cacheRequestsDesc, counter, st.Requests)
 	misses := [...]int64{st.MemoryMisses, st.SharedMisses}
 	for i, tier := range cache.TierNames {
-		counter(cacheHitsDesc, st.Hits[i], tier)
-		counter(cacheMissesDesc, misses[i], tier)
-		counter(cacheStaleDesc, st.StaleHits[i], tier, "revalidating")
-		counter(cacheStaleDesc, st.StaleErrors[i], tier, "upstream_error")
+		emit(ch, cacheHitsDesc, counter, st.Hits[i], tier)
+		emit(ch, cacheMissesDesc, counter, misses[i], tier)
+		emit(ch, cacheStaleDesc, counter, st.StaleHits[i], tier, "revalidating")
+		emit(ch, cacheStaleDesc, counter, st.StaleErrors[i], tier, "upstream_error")
 	}
-	counter(cacheUpstreamDesc, st.Misses)
-	counter(cacheRefreshDesc, st.Refreshes)
-	counter(cacheDroppedDesc, st.TierDropped)
-	gauge(cacheBytesDesc, float64(st.Bytes))
-	gauge(cacheMaxBytesDesc, float64(st.MaxBytes))
-	gauge(cacheEntriesDesc, float64(st.Entries))
+	emit(ch, cacheUpstreamDesc, counter, st.Misses)
+	emit(ch, cacheRefreshDesc, counter, st.Refreshes)
+	emit(ch, cacheDroppedDesc, counter, st.TierDropped)
+	emit(ch, cacheBytesDesc, gauge, int64(st.Bytes))
+	emit(ch, cacheMaxBytesDesc, gauge, int64(st.MaxBytes))
+	emit(ch, cacheEntriesDesc, gauge, int64(st.Entries))
 }
 
 var (
@@ -121,9 +126,7 @@ var (
 type fleetCollector struct{ r *fleet.Redis }
 
 func (fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- redisUpDesc
-	ch <- redisErrorsDesc
-	ch <- replicasDesc
+	describe(ch, redisUpDesc, redisErrorsDesc, replicasDesc)
 }
 
 func (fc fleetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -132,9 +135,9 @@ func (fc fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	if st.Up {
 		up = 1
 	}
-	ch <- prometheus.MustNewConstMetric(redisUpDesc, prometheus.GaugeValue, up)
-	ch <- prometheus.MustNewConstMetric(redisErrorsDesc, prometheus.CounterValue, float64(st.Errors))
-	ch <- prometheus.MustNewConstMetric(replicasDesc, prometheus.GaugeValue, float64(st.Replicas))
+	emit(ch, redisUpDesc, gauge, up)
+	emit(ch, redisErrorsDesc, counter, int64(st.Errors))
+	emit(ch, replicasDesc, gauge, int64(st.Replicas))
 }
 
 var (
@@ -154,17 +157,13 @@ var (
 // inflightCollector exports the in-flight bound's Stats.
 type inflightCollector struct{ f *limits.Inflight }
 
-func (inflightCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range inflightAllDescs {
-		ch <- d
-	}
-}
+func (inflightCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, inflightAllDescs...) }
 
 func (ic inflightCollector) Collect(ch chan<- prometheus.Metric) {
 	st := ic.f.Stats()
-	ch <- prometheus.MustNewConstMetric(inflightCostDesc, prometheus.GaugeValue, float64(st.Cost))
-	ch <- prometheus.MustNewConstMetric(inflightMaxDesc, prometheus.GaugeValue, float64(st.Max))
-	ch <- prometheus.MustNewConstMetric(inflightRunningDesc, prometheus.GaugeValue, float64(st.Running))
-	ch <- prometheus.MustNewConstMetric(inflightWaitingDesc, prometheus.GaugeValue, float64(st.Waiting))
-	ch <- prometheus.MustNewConstMetric(inflightRefusedDesc, prometheus.CounterValue, float64(st.Refused))
+	emit(ch, inflightCostDesc, gauge, st.Cost)
+	emit(ch, inflightMaxDesc, gauge, st.Max)
+	emit(ch, inflightRunningDesc, gauge, st.Running)
+	emit(ch, inflightWaitingDesc, gauge, st.Waiting)
+	emit(ch, inflightRefusedDesc, counter, st.Refused)
 }
