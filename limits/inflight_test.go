@@ -89,3 +89,20 @@ func TestNoInflightBound(t *testing.T) {
 	release()
 	assert.Equal(t, limits.InflightStats{}, f.Stats())
 }
+
+// BenchmarkInflightAcquire is what the bound adds to an operation that
+// finds room: one acquire and its release, from both cores at once.
+func BenchmarkInflightAcquire(b *testing.B) {
+	f := limits.NewInflight(limits.DefaultInflightCost, limits.DefaultInflightWait)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			release, err := f.Acquire(ctx, 491)
+			if err != nil {
+				b.Fatal(err)
+			}
+			release()
+		}
+	})
+}
