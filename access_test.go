@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/gqlhttp"
+	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/persisted"
 )
 
@@ -131,9 +132,7 @@ func TestClientRateLimit(t *testing.T) {
 		"CLIENT_RATE_LIMIT": "1", "CLIENT_BURST": "600", "TRUSTED_PROXIES": "127.0.0.1/32, ::1",
 	})
 	// The reference operation costs 491 points: one fits the bucket, two do not.
-	ref, _ := json.Marshal(map[string]any{"query": `{ imageGroups(first: 20) { totalCount pageInfo { hasNextPage endCursor }
-		edges { cursor node { groupId name favoritesCount status useTime
-		versions { totalCount nodes { imageId name } } latestVersion { imageId name publishedAt } } } } }`})
+	ref, _ := json.Marshal(map[string]any{"query": graphtest.ReferenceQuery})
 	alice := map[string]string{"X-Forwarded-For": "203.0.113.7"}
 	status, _, out := s.post(t, string(ref), alice)
 	require.Equal(t, http.StatusOK, status, out)

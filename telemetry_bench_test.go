@@ -1,37 +1,19 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/compshare/imagegraph/graph/graphtest"
 )
 
 // referenceOperation is the README's reference operation (the one
-// graph's BenchmarkReferenceOperation runs).
-const referenceOperation = `query Reference {
-  imageGroups(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      groupId name favoritesCount status useTime
-      versions { totalCount nodes { imageId name } }
-      latestVersion { imageId name publishedAt }
-    } }
-  }
-}`
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+// graph's BenchmarkReferenceOperation runs), named as a frontend names it.
+const referenceOperation = "query Reference " + graphtest.ReferenceQuery
 
 // BenchmarkTelemetry is the reference operation through the whole server
 // (run: its middleware, the executor, the client, the in-process sandbox
@@ -69,26 +51,15 @@ func BenchmarkTelemetry(b *testing.B) {
 			}
 			env["PORT"] = strconv.Itoa(freeLoopbackPort(b))
 			s := startServer(b, env)
-			body, _ := json.Marshal(map[string]any{"query": referenceOperation})
-			post := func() {
-				resp, err := http.Post(s.url+"/query", "application/json", bytes.NewReader(body))
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || n < 1000 {
-					b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-				}
-			}
+			post := graphtest.Poster(b, s.url+"/query", referenceOperation, 1000)
 			post()
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := processCPU()
+			start := graphtest.CPUTime()
 			for b.Loop() {
 				post()
 			}
-			b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
+			graphtest.ReportCPU(b, start)
 		})
 	}
 }

@@ -10,23 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
 // referenceQuery is the README's reference operation.
-const referenceQuery = `{
-  imageGroups(first: 20) {
-    totalCount
-    pageInfo { hasNextPage endCursor }
-    edges { cursor node {
-      groupId name favoritesCount status useTime
-      versions { totalCount nodes { imageId name } }
-      latestVersion { imageId name publishedAt }
-    } }
-  }
-}`
+const referenceQuery = graphtest.ReferenceQuery
 
 // TestUnfilteredPageIsOneCall: nested versions, latestVersion and group of an
 // unfiltered page all come from its one response.

@@ -1,12 +1,7 @@
 package graph_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,50 +10,26 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
-
-// cpuTime returns the CPU time the process has used (user + system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportCPU adds cpu-ns/op: the process's CPU time per operation, which is
-// what the facade's overhead budget compares (wall time hides CPU spent
-// concurrently and counts time spent waiting).
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-}
 
 // BenchmarkReferenceOperation is the README's reference operation through
 // the real HTTP handler against the sandbox: one 20-group page with nested
 // versions and latestVersion.
 func BenchmarkReferenceOperation(b *testing.B) {
 	e := newEnv(b)
-	body, _ := json.Marshal(map[string]any{"query": referenceQuery})
-	post := func() {
-		resp, err := http.Post(e.api.URL, "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || n < 1000 {
-			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-		}
-	}
+	post := graphtest.Poster(b, e.api.URL, referenceQuery, 1000)
 	post()
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := graphtest.CPUTime()
 	for b.Loop() {
 		post()
 	}
-	reportCPU(b, start)
+	graphtest.ReportCPU(b, start)
 }
 
 // BenchmarkBareClientCall is the same page fetched by the client alone
@@ -79,14 +50,14 @@ func benchBareClientCall(b *testing.B, opts ...sandbox.Option) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := graphtest.CPUTime()
 	for b.Loop() {
 		resp, err := e.client.DescribeCommunityImages(ctx, req)
 		if err != nil || len(resp.CompshareImageGroup) != 20 {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, start)
+	graphtest.ReportCPU(b, start)
 }
 
 // BenchmarkAnalyzeReference is the limits' one walk of the reference
@@ -106,12 +77,12 @@ func BenchmarkAnalyzeReference(b *testing.B) {
 	oc := &graphql.OperationContext{Doc: doc, Operation: doc.Operations[0], Variables: map[string]any{}}
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := cpuTime()
+	start := graphtest.CPUTime()
 	for b.Loop() {
 		res := ext.Analyze(oc)
 		if err := limits.DefaultLimits.Check(&res); err != nil || res.UpstreamCalls != 1 {
 			b.Fatal(err, res)
 		}
 	}
-	reportCPU(b, start)
+	graphtest.ReportCPU(b, start)
 }
