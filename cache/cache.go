@@ -120,15 +120,11 @@ func New(next Service, opts Options) (*Cache, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	keep := opts.TTL + max(opts.StaleWhileRevalidate, opts.StaleIfError)
 	store, err := otter.New(&otter.Options[string, *entry]{
 		MaximumWeight: uint64(opts.MaxBytes),
 		Weigher:       func(key string, e *entry) uint32 { return e.weight + uint32(len(key)) + keyOverhead },
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *entry]) time.Duration {
-			if e.Value.negative {
-				return opts.TTL
-			}
-			return keep
+			return c.lifetime(e.Value)
 		}),
 	})
 	if err != nil {
@@ -137,6 +133,16 @@ func New(next Service, opts Options) (*Cache, error) {
 	c.store = store
 	c.bg, c.stop = context.WithCancel(context.Background())
 	return c, nil
+}
+
+// lifetime is how long e is kept from its fetch: a lookup that found
+// nothing for the TTL, anything else as long as either stale window may
+// still use it.
+func (c *Cache) lifetime(e *entry) time.Duration {
+	if e.negative {
+		return c.opts.TTL
+	}
+	return c.opts.TTL + max(c.opts.StaleWhileRevalidate, c.opts.StaleIfError)
 }
 
 // Close stops the background refreshes and waits for them.
@@ -155,9 +161,9 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 		return c.next.DescribeCommunityImages(ctx, req) // next refuses it
 	}
 	c.counts.requests.Add(1)
-	key := req.CanonicalKey("")
+	key, lk := req.CanonicalKey(""), lookupKey(req)
 	usage := upstream.UsageFrom(ctx)
-	e, src := c.lookup(ctx, key, req)
+	e, src := c.lookup(ctx, key, lk)
 	if e != nil {
 		age := c.now().Sub(e.fetched)
 		switch {
@@ -170,14 +176,14 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 			c.counts.staleHits[src].Add(1)
 			usage.Hit()
 			usage.Stale(age, nil)
-			c.refresh(key, req, e)
+			c.refresh(key, lk, req, e)
 			return e.resp, nil
 		}
 	}
 	c.counts.misses.Add(1)
 	resp, err := c.next.DescribeCommunityImages(withReason(ctx, ReasonMiss), req)
 	if err == nil {
-		c.put(key, req, resp, c.now())
+		c.put(key, lk, req, resp, c.now())
 		usage.Fresh(c.opts.TTL)
 		return resp, nil
 	}
@@ -211,16 +217,15 @@ const (
 var TierNames = [tiers]string{"memory", "shared"}
 
 // lookup returns the entry of key, or, for a lookup by GroupId or
-// CompShareImageId, the one a complete page primed, and the tier it came
+// CompShareImageId, the one a complete page primed under lk (its
+// lookupKey), and the tier it came
 // from: this process's memory, or else, when that has none usable (another
 // replica may have fetched it since), the shared tier; nil when there is
 // none.
-func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) (*entry, int) {
+func (c *Cache) lookup(ctx context.Context, key, lk string) (*entry, int) {
 	e, ok := c.store.GetIfPresent(key)
-	if !ok {
-		if lk := lookupKey(req); lk != "" {
-			e, ok = c.store.GetIfPresent(lk)
-		}
+	if !ok && lk != "" {
+		e, ok = c.store.GetIfPresent(lk)
 	}
 	if ok && c.usable(e) {
 		return e, inMemory
@@ -229,7 +234,7 @@ func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCo
 	if c.tier == nil {
 		return e, inMemory
 	}
-	newer := c.fromTier(ctx, key, req)
+	newer := c.fromTier(ctx, key, lk)
 	if newer == nil || e != nil && !newer.fetched.After(e.fetched) {
 		c.counts.sharedMisses.Add(1)
 		return e, inMemory
@@ -240,11 +245,11 @@ func (c *Cache) lookup(ctx context.Context, key string, req *upstream.DescribeCo
 	return newer, inShared
 }
 
-// fromTier reads the entry of key (or of req's lookup key) from the tier
-// and keeps it here; nil when the tier has none.
-func (c *Cache) fromTier(ctx context.Context, key string, req *upstream.DescribeCommunityImagesRequest) *entry {
+// fromTier reads the entry of key (or of lk, its lookup key, when not
+// empty) from the tier and keeps it here; nil when the tier has none.
+func (c *Cache) fromTier(ctx context.Context, key, lk string) *entry {
 	keys := []string{key}
-	if lk := lookupKey(req); lk != "" {
+	if lk != "" {
 		keys = append(keys, lk)
 	}
 	tctx, cancel := context.WithTimeout(ctx, tierTimeout)
@@ -268,7 +273,7 @@ func (c *Cache) fromTier(ctx context.Context, key string, req *upstream.Describe
 // refresh calls next for req in the background, once at a time for e,
 // detached from the operation that found e stale (nobody's budget, nobody's
 // deadline: the client's own bounds it).
-func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest, e *entry) {
+func (c *Cache) refresh(key, lk string, req *upstream.DescribeCommunityImagesRequest, e *entry) {
 	if !e.refreshing.CompareAndSwap(false, true) {
 		return
 	}
@@ -280,7 +285,7 @@ func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest
 		defer cancel()
 		if c.tier != nil {
 			// Another replica may have refreshed it, or be refreshing it.
-			if newer := c.fromTier(ctx, key, req); newer != nil && newer.fetched.After(e.fetched) {
+			if newer := c.fromTier(ctx, key, lk); newer != nil && newer.fetched.After(e.fetched) {
 				return
 			}
 			lctx, lcancel := context.WithTimeout(ctx, tierTimeout)
@@ -296,17 +301,17 @@ func (c *Cache) refresh(key string, req *upstream.DescribeCommunityImagesRequest
 			c.log.Debug("cache refresh failed; the stale entry stays", slog.String("error", err.Error()))
 			return
 		}
-		c.put(key, req, resp, c.now())
+		c.put(key, lk, req, resp, c.now())
 	}()
 }
 
 // put keeps a copy of resp (fetched at fetched) under key, as a negative
-// entry when it is a lookup that found nothing, and primes the lookups of
+// entry when it is a lookup (lk, its lookupKey, not empty) that found
+// nothing, and primes the lookups of
 // the groups and versions of a complete page; with a tier, it writes them
 // there too.
-func (c *Cache) put(key string, req *upstream.DescribeCommunityImagesRequest, resp *upstream.DescribeCommunityImagesResponse, fetched time.Time) {
+func (c *Cache) put(key, lk string, req *upstream.DescribeCommunityImagesRequest, resp *upstream.DescribeCommunityImagesResponse, fetched time.Time) {
 	kept := cloneResponse(resp)
-	lk := lookupKey(req)
 	entries := map[string]*entry{key: {resp: kept, fetched: fetched, negative: lk != "" && len(kept.CompshareImageGroup) == 0}}
 	if !req.HasVersionFilter() {
 		for i := range kept.CompshareImageGroup {
@@ -344,22 +349,20 @@ func (c *Cache) toTier(entries map[string]*entry) {
 		defer c.wg.Done()
 		defer func() { <-c.writes }()
 		batch := make([]TierEntry, 0, len(entries))
+		now := c.now()
 		for k, e := range entries {
+			// The time left of the entry's life, not a full one: it may
+			// have been fetched a while ago.
+			ttl := c.lifetime(e) - now.Sub(e.fetched)
+			if ttl <= 0 {
+				continue
+			}
 			v, err := encodeEntry(e)
 			if err != nil {
 				c.log.Warn("cache: an entry does not encode", slog.String("error", err.Error()))
 				continue
 			}
-			ttl := c.opts.TTL + max(c.opts.StaleWhileRevalidate, c.opts.StaleIfError)
-			if e.negative {
-				ttl = c.opts.TTL
-			}
-			// The time left of the entry's life, not a full one: it may
-			// have been fetched a while ago.
-			ttl -= c.now().Sub(e.fetched)
-			if ttl > 0 {
-				batch = append(batch, TierEntry{Key: k, Value: v, TTL: ttl})
-			}
+			batch = append(batch, TierEntry{Key: k, Value: v, TTL: ttl})
 		}
 		ctx, cancel := context.WithTimeout(c.bg, 4*tierTimeout)
 		defer cancel()
