@@ -29,14 +29,12 @@ type breaker struct {
 func newBreaker(failures int, cooldown time.Duration, log *slog.Logger, now func() time.Time) *breaker {
 	b := &breaker{cooldown: cooldown, now: now}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "upstream",
-		MaxRequests: 1,
-		Timeout:     cooldown,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(failures) },
-		IsSuccessful: func(err error) bool {
-			return err == nil || !IsUpstreamFault(err)
-		},
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		Name:         "upstream",
+		MaxRequests:  1,
+		Timeout:      cooldown,
+		ReadyToTrip:  func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(failures) },
+		IsSuccessful: func(err error) bool { return !IsUpstreamFault(err) },
+		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				b.opened.Store(b.now().UnixNano())

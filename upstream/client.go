@@ -311,17 +311,13 @@ func (c *Client) leave(key string, f *flight) {
 func (c *Client) run(ctx context.Context, key string, params Params, f *flight) {
 	defer f.cancel()
 	resp, err := c.do(ctx, SignedForm(params, c.creds.public, c.creds.private), &f.prog)
+	var failure error // err as an error: nil, not a nil *APIError, on success
 	if err != nil {
-		f.report(err)
-	} else {
-		f.report(nil)
+		failure = err
 	}
-	if err == nil || !errors.Is(err, context.Canceled) {
-		o := &Outcome{At: c.now()}
-		if err != nil {
-			o.Err = err
-		}
-		c.last.Store(o)
+	f.report(failure)
+	if !errors.Is(failure, context.Canceled) {
+		c.last.Store(&Outcome{At: c.now(), Err: failure})
 	}
 	c.mu.Lock()
 	if c.flights[key] == f {

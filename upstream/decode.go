@@ -33,10 +33,12 @@ func decodeBody(body []byte, out *DescribeCommunityImagesResponse) error {
 
 // DecodeResponse decodes a response body (the upstream's JSON, or a
 // response encoded with encoding/json) with the client's decoder: what a
-// shared cache tier reads its entries back with.
+// shared cache tier reads its entries back with. Unlike decodeBody it
+// decodes body itself, not a copy: the decoded strings share it, so the
+// caller must not change body afterwards.
 func DecodeResponse(body []byte) (*DescribeCommunityImagesResponse, error) {
 	out := new(DescribeCommunityImagesResponse)
-	if err := decodeBody(body, out); err != nil {
+	if err := bodyJSON.Unmarshal(body, out); err != nil {
 		return nil, err
 	}
 	out.Normalize()
