@@ -82,9 +82,7 @@ func Connect(url string, log *slog.Logger) (*Redis, error) {
 	r.replicas.Store(1)
 	r.ctx, r.stop = context.WithCancel(context.Background())
 	if err := r.ping(); err != nil {
-		r.log.Warn("redis unavailable: this replica carries on alone (its own cache and limits) until it answers",
-			slog.String("error", err.Error()))
-		r.startProbing()
+		r.down(err)
 	} else {
 		r.up.Store(true)
 		r.log.Info("redis connected: cache, quota, client limits and APQ shared with the fleet")
@@ -133,10 +131,16 @@ func (r *Redis) fail(err error) {
 	}
 	r.errors.Add(1)
 	if r.up.CompareAndSwap(true, false) {
-		r.log.Warn("redis unavailable: this replica carries on alone (its own cache and limits) until it answers",
-			slog.String("error", err.Error()))
-		r.startProbing()
+		r.down(err)
 	}
+}
+
+// down says once that Redis went away (with err, why) and probes for it
+// until it is back.
+func (r *Redis) down(err error) {
+	r.log.Warn("redis unavailable: this replica carries on alone (its own cache and limits) until it answers",
+		slog.String("error", err.Error()))
+	r.startProbing()
 }
 
 // startProbing pings Redis in the background until it answers.

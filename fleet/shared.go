@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/compshare/imagegraph/access"
@@ -216,9 +215,7 @@ func (s *APQStore) Get(ctx context.Context, hash string) (string, bool) {
 	defer cancel()
 	q, err := s.r.client.Get(rctx, apqPrefix+hash).Result()
 	if err != nil {
-		if err != redis.Nil {
-			s.r.fail(err)
-		}
+		s.r.fail(err) // redis.Nil, no such hash, is no failure
 		return "", false
 	}
 	s.local.Add(ctx, hash, q)
