@@ -32,11 +32,16 @@ func (routerIntrospection) ExtensionName() string { return "RouterIntrospection"
 func (routerIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (e routerIntrospection) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
-	got := []byte(oc.Headers.Get(FederationSecretHeader))
-	if len(e.secret) > 0 && subtle.ConstantTimeCompare(got, e.secret) == 1 {
+	if CarriesFederationSecret(oc.Headers, e.secret) {
 		oc.DisableIntrospection = false
 	}
 	return nil
+}
+
+// CarriesFederationSecret reports whether h's X-Federation-Secret is
+// secret, compared in constant time; with no secret, nothing carries it.
+func CarriesFederationSecret(h http.Header, secret []byte) bool {
+	return len(secret) > 0 && subtle.ConstantTimeCompare([]byte(h.Get(FederationSecretHeader)), secret) == 1
 }
 
 // introspectionGate answers the introspection root fields (__schema,
@@ -84,9 +89,9 @@ func SubgraphSDL() string {
 // federation router's, whose query plans are in no safelist. With no secret
 // nothing passes.
 func FromFederationRouter(secret string) func(context.Context, *graphql.OperationContext) bool {
+	want := []byte(secret)
 	return func(_ context.Context, oc *graphql.OperationContext) bool {
-		return secret != "" && oc != nil &&
-			subtle.ConstantTimeCompare([]byte(oc.Headers.Get(FederationSecretHeader)), []byte(secret)) == 1
+		return oc != nil && CarriesFederationSecret(oc.Headers, want)
 	}
 }
 
@@ -111,8 +116,8 @@ type federatedTracing struct {
 }
 
 func (f federatedTracing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(FederatedTraceHeader) == "ftv1" &&
-		(len(f.secret) == 0 || subtle.ConstantTimeCompare([]byte(r.Header.Get(FederationSecretHeader)), f.secret) == 1) {
+	// With no secret set, any router may ask.
+	if r.Header.Get(FederatedTraceHeader) == "ftv1" && (len(f.secret) == 0 || CarriesFederationSecret(r.Header, f.secret)) {
 		f.traced.ServeHTTP(w, r)
 		return
 	}
