@@ -22,11 +22,18 @@ const CodeBadUserInput = "BAD_USER_INPUT"
 // holding one error with a stable code, so that clients parse every failure
 // the same way. It has no "data": the request did not reach execution.
 func WriteError(w http.ResponseWriter, status int, message, code string) {
+	writeError(w, mediaJSON, status, message, code)
+}
+
+// writeError answers with one error of code, no data, as contentType, not
+// to be cached.
+func writeError(w http.ResponseWriter, contentType string, status int, message, code string) {
 	body, _ := json.Marshal(struct {
 		Errors gqlerror.List `json:"errors"`
 	}{gqlerror.List{{Message: message, Extensions: map[string]any{"code": code}}}})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -331,14 +331,7 @@ func writeRequestError(w io.Writer, resp *graphql.Response) {
 // writePlainError answers a request the transport cannot read: one error
 // with code CodeBadUserInput, no data, not to be cached.
 func writePlainError(w http.ResponseWriter, contentType string, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	b, _ := json.Marshal(struct {
-		Errors gqlerror.List `json:"errors"`
-	}{gqlerror.List{{Message: msg, Extensions: map[string]any{"code": CodeBadUserInput}}}})
-	_, _ = w.Write(b)
+	writeError(w, contentType, status, msg, CodeBadUserInput)
 }
 
 // Unsupported is the transport of last resort: it answers every request
