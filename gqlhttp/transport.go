@@ -275,12 +275,12 @@ func withDocumentID(ext map[string]any, ids ...any) map[string]any {
 
 // statusFor is the status of a request error (one refused before
 // execution): 429 when its client is rate limited, 503 when the server is
-// overloaded (statusByCode); for errors gqlgen counts
-// as the protocol's (parse, validation, and the codes extensions register as
+// overloaded (statusByCode); for errors gqlgen counts as the protocol's
+// (parse, validation, and the codes extensions register as
 // errcode.KindProtocol, such as the operation limits), 400 for clients that
-// accept application/graphql-response+json and 422 for the others (which
-// SpecStatus turns into 200, as the spec asks for application/json); 200
-// for the rest.
+// accept application/graphql-response+json; 200 for the rest. GraphQL over
+// HTTP asks for 200 with the errors where the legacy application/json
+// carries them (gqlgen's transports say 422).
 func statusFor(errs gqlerror.List, contentType string) int {
 	for _, e := range errs {
 		code, _ := e.Extensions["code"].(string)
@@ -288,13 +288,10 @@ func statusFor(errs gqlerror.List, contentType string) int {
 			return status
 		}
 	}
-	if errcode.GetErrorKind(errs) != errcode.KindProtocol {
-		return http.StatusOK
-	}
-	if contentType == mediaResponse {
+	if contentType == mediaResponse && errcode.GetErrorKind(errs) == errcode.KindProtocol {
 		return http.StatusBadRequest
 	}
-	return http.StatusUnprocessableEntity
+	return http.StatusOK
 }
 
 // retryAfterSeconds is the largest extensions.retryAfterSeconds of errs.

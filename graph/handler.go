@@ -110,7 +110,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		tracedSrv, _ := newServer(traced)
 		exec = federatedTracing{secret: []byte(cfg.FederationSecret), traced: tracedSrv, plain: srv}
 	}
-	h := gqlhttp.SpecStatus(Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, exec))
+	h := Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, exec)
 	if cfg.DeduplicateOperations {
 		h = gqlhttp.Deduplicate(gqlhttp.DedupeOptions{
 			Log:     cfg.Log,
