@@ -450,7 +450,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 	var metrics *telemetry.Metrics
 	if cfg.MetricsAddr != "" {
-		metrics = telemetry.NewMetrics(nil, telemetry.DefaultMaxOperationNames)
+		metrics = telemetry.NewMetrics(telemetry.DefaultMaxOperationNames)
 	}
 	tel := telemetry.New(telemetry.Options{Metrics: metrics, Tracing: tracing, Log: log, RequestAttrs: clientAttrs})
 

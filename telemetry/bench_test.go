@@ -22,7 +22,7 @@ func BenchmarkRecordRequest(b *testing.B) {
 		name := "metrics-off"
 		var m *Metrics
 		if on {
-			name, m = "metrics-on", NewMetrics(nil, DefaultMaxOperationNames)
+			name, m = "metrics-on", NewMetrics(DefaultMaxOperationNames)
 		}
 		b.Run(name, func(b *testing.B) {
 			t := New(Options{Metrics: m})

@@ -52,11 +52,11 @@ type Metrics struct {
 var latencyBuckets = []float64{.0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // NewMetrics registers the server's metrics, the Go runtime's and the
-// process's in a new registry. knownOperations are the operation names
-// that always get a label of their own (the safelist's); beyond them, the
-// first maxNames other names do, and the rest count as "other".
-func NewMetrics(knownOperations []string, maxNames int) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), names: newOperationNames(knownOperations, maxNames)}
+// process's in a new registry. Beyond the operation names KnowOperations
+// is given (the safelist's), the first maxNames names get a label of their
+// own, and the rest count as "other".
+func NewMetrics(maxNames int) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), names: newOperationNames(maxNames)}
 	f := factory{m.reg}
 
 	m.httpRequests = f.counterVec("http_requests_total",
@@ -229,9 +229,7 @@ func (m *Metrics) KnowOperations(names []string) {
 	if m == nil {
 		return
 	}
-	for _, n := range names {
-		m.names.set.Store(n, struct{}{})
-	}
+	m.names.know(names)
 }
 
 // Version is the server's version: what the build stamped (go build
@@ -275,7 +273,7 @@ func readBuildInfo() (version, goVersion string) {
 // bound), sorted: what a dashboard or an alert may name. A histogram is
 // listed by its base name (its series add _bucket, _sum and _count).
 func MetricNames() []string {
-	m := NewMetrics(nil, 0)
+	m := NewMetrics(0)
 	// Describe never reads the watched objects: nil ones do.
 	m.reg.MustRegister(clientCollector{}, cacheCollector{}, fleetCollector{}, inflightCollector{})
 	ch := make(chan *prometheus.Desc)

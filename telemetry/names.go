@@ -35,15 +35,15 @@ type operationNames struct {
 	mu   sync.Mutex
 }
 
-func newOperationNames(known []string, max int) *operationNames {
-	if max < 0 {
-		max = 0
-	}
-	n := &operationNames{max: int64(max)}
-	for _, name := range known {
+func newOperationNames(maxNames int) *operationNames {
+	return &operationNames{max: int64(max(maxNames, 0))}
+}
+
+// know gives each of names a label of its own, whatever the bound.
+func (n *operationNames) know(names []string) {
+	for _, name := range names {
 		n.set.Store(name, struct{}{})
 	}
-	return n
 }
 
 // label returns the operation label of name.

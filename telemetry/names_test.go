@@ -14,7 +14,8 @@ import (
 // long to be names) count as other, however many goroutines ask at once.
 func TestOperationNamesAreBounded(t *testing.T) {
 	t.Parallel()
-	n := newOperationNames([]string{"Listed"}, 3)
+	n := newOperationNames(3)
+	n.know([]string{"Listed"})
 	assert.Equal(t, "anonymous", n.label(""))
 	assert.Equal(t, "A", n.label("A"))
 	assert.Equal(t, "A", n.label("A"), "a name seen counts once")
