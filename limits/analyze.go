@@ -278,6 +278,10 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 	}
 
 	ls := a.model.lists[key]
+	expected := -1 // the size @listSize gives the field: none
+	if ls != nil {
+		expected = ls.expectedSize(args)
+	}
 	instances := 1
 	if def.Type.Elem != nil {
 		switch {
@@ -285,8 +289,8 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 			instances = sized.size
 		case est.Size > 0:
 			instances = est.Size
-		case ls != nil && ls.expectedSize(args) >= 0:
-			instances = ls.expectedSize(args)
+		case expected >= 0:
+			instances = expected
 		default:
 			instances = defaultListSize
 		}
@@ -294,7 +298,7 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 
 	var childSized sizing
 	if ls != nil && len(ls.sizedField) > 0 {
-		childSized = sizing{owner: ls, size: ls.expectedSize(args)}
+		childSized = sizing{owner: ls, size: expected}
 	}
 	sub := a.selectionSet(f.SelectionSet, childSized, est.Child, false)
 

@@ -186,10 +186,7 @@ func (e *Extension) InterceptResponse(ctx context.Context, next graphql.Response
 // its cache hits, from the upstream.Usage of ctx), and the bounds; nil when
 // the extension did not measure it.
 func Cost(ctx context.Context) map[string]any {
-	if !graphql.HasOperationContext(ctx) {
-		return nil
-	}
-	res, _ := graphql.GetOperationContext(ctx).Stats.GetExtension(statsKey).(*Result)
+	res := ResultFrom(ctx)
 	if res == nil {
 		return nil
 	}
