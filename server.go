@@ -683,7 +683,7 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telem
 		hc.Admit = rl.Admit
 		// A shared execution is charged to the client that leads it: only
 		// one client's identical requests may share one.
-		hc.DedupeVary = func(r *http.Request) string { return clientKey(r.Context()) }
+		hc.DedupeVary = func(r *http.Request) string { return access.ClientKey(r.Context()) }
 	}
 	h := graph.NewHandler(hc)
 	if cfg.APIKeysFile != "" {
@@ -724,14 +724,6 @@ func authenticate(keys *access.Keys, secret string, next http.Handler) http.Hand
 		}
 		withKey.ServeHTTP(w, r)
 	})
-}
-
-// clientKey is the rate-limit key of the client of ctx.
-func clientKey(ctx context.Context) string {
-	if c := access.ClientFrom(ctx); c != nil {
-		return c.Key()
-	}
-	return ""
 }
 
 // splitList splits a comma-separated setting, dropping empty entries.

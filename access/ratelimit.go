@@ -136,6 +136,15 @@ type RateLimit struct {
 	Log *slog.Logger
 }
 
+// ClientKey is the rate-limit key of the client of ctx (Identify's), or
+// "addr:unknown" outside Identify.
+func ClientKey(ctx context.Context) string {
+	if c := ClientFrom(ctx); c != nil {
+		return c.Key()
+	}
+	return "addr:unknown"
+}
+
 // Admit charges the operation's estimated cost (at least 1 point) to the
 // client of ctx, the one ClientFrom returns ("addr:unknown" when Identify did
 // not run). It returns a *RateLimitedError when the client's bucket holds too
@@ -153,10 +162,7 @@ func (r *RateLimit) Admit(ctx context.Context, points int) error {
 	if r.Burst > 0 && points > r.Burst {
 		return &RateLimitedError{Points: points, Burst: r.Burst}
 	}
-	key := "addr:unknown"
-	if c := ClientFrom(ctx); c != nil {
-		key = c.Key()
-	}
+	key := ClientKey(ctx)
 	ok, retryAfter, err := r.Limiter.Take(ctx, key, points)
 	if err != nil {
 		log := r.Log
