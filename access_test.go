@@ -204,8 +204,9 @@ func TestManifestErrorsStopTheServer(t *testing.T) {
 	} {
 		path := writeFile(t, "manifest.json", tc.content)
 		var stderr bytes.Buffer
-		err := run(t.Context(), nil, func(k string) string {
-			return map[string]string{"PERSISTED_OPERATIONS": path, "PORT": "0"}[k]
+		err := run(t.Context(), nil, func(k string) (string, bool) {
+			v, ok := map[string]string{"PERSISTED_OPERATIONS": path, "PORT": "0"}[k]
+			return v, ok
 		}, io.Discard, &stderr)
 		require.Error(t, err, name)
 		assert.Contains(t, err.Error(), "PERSISTED_OPERATIONS", name)

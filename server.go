@@ -48,38 +48,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], getenv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "imagegraph:", err)
 		os.Exit(1)
-	}
-}
-
-// getenv is os.Getenv that tells a variable set to "" from one not set: it
-// returns envEmpty for the first. A setting that "" turns off (METRICS_ADDR)
-// needs the difference.
-func getenv(key string) string {
-	v, ok := os.LookupEnv(key)
-	if ok && v == "" {
-		return envEmpty
-	}
-	return v
-}
-
-// envEmpty is what a getenv passed to run returns for a variable set to the
-// empty string: a NUL byte, which no environment variable can hold.
-const envEmpty = "\x00"
-
-// plainGetenv is getenv as the rest of the world reads the environment: a
-// variable set to "" is "".
-func plainGetenv(getenv func(string) string) func(string) string {
-	return func(key string) string {
-		if v := getenv(key); v != envEmpty {
-			return v
-		}
-		return ""
 	}
 }
 
@@ -271,7 +245,7 @@ func flagName(env string) string { return strings.ReplaceAll(strings.ToLower(env
 
 // loadConfig reads defaults, then the environment, then flags. -h lists
 // every setting with its environment variable and default.
-func loadConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+func loadConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (config, error) {
 	cfg := defaultConfig()
 	settings := cfg.settings()
 	fs := flag.NewFlagSet("imagegraph", flag.ContinueOnError)
@@ -287,11 +261,10 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (confi
 	// Environment first, so that flags override it. Defaults printed by -h
 	// are the built-in ones: a secret from the environment is never shown.
 	for _, s := range settings {
-		v := getenv(s.env)
-		switch {
-		case v == envEmpty && s.emptyOK:
-			v = ""
-		case v == "" || v == envEmpty:
+		// A variable set to "" is not set, except for a setting that ""
+		// turns off (METRICS_ADDR).
+		v, ok := lookupEnv(s.env)
+		if !ok || v == "" && !s.emptyOK {
 			continue
 		}
 		if err := s.value.Set(v); err != nil {
@@ -422,8 +395,8 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // run starts the server and blocks until ctx is done, then shuts down.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, getenv, stderr)
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, lookupEnv, stderr)
 	if err != nil {
 		return err
 	}
@@ -435,7 +408,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := slog.New(requestIDHandler{telemetry.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))})
 
 	// Telemetry first: everything below reports to it.
-	tracing, err := telemetry.TracingFromEnv(plainGetenv(getenv), telemetry.Version())
+	tracing, err := telemetry.TracingFromEnv(func(k string) string { v, _ := lookupEnv(k); return v }, telemetry.Version())
 	if err != nil {
 		return err
 	}

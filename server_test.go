@@ -76,22 +76,22 @@ func startServer(t testing.TB, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLogSink()
-	getenv := func(k string) string {
+	lookupEnv := func(k string) (string, bool) {
 		if v, ok := env[k]; ok {
-			return v
+			return v, true
 		}
 		switch k {
 		case "PORT":
-			return "0"
+			return "0", true
 		case "SHUTDOWN_DRAIN":
-			return "0s" // the tests stop servers often; TestDrain drains
+			return "0s", true // the tests stop servers often; TestDrain drains
 		case "METRICS_ADDR":
-			return envEmpty // off: tests run many servers at once
+			return "", true // off: tests run many servers at once
 		}
-		return ""
+		return "", false
 	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, getenv, logs, io.Discard) }()
+	go func() { done <- run(ctx, args, lookupEnv, logs, io.Discard) }()
 	var addr string
 	if port := env["PORT"]; port != "" && port != "0" {
 		// A fixed port (a benchmark that logs nothing at info): wait until
@@ -276,7 +276,9 @@ func TestWrongPrivateKey(t *testing.T) {
 // start-up errors.
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
 
 	cfg, err := loadConfig(nil, env(nil), io.Discard)
 	require.NoError(t, err)
@@ -291,6 +293,14 @@ func TestConfig(t *testing.T) {
 	assert.Equal(t, 5, cfg.Retries, "flags win over the environment")
 	assert.Equal(t, 3*time.Second, cfg.Timeout)
 	assert.False(t, cfg.Introspection)
+
+	// A variable set to "" is not set, except where "" turns a setting off.
+	cfg, err = loadConfig(nil, env(map[string]string{"METRICS_ADDR": "", "PORT": "", "CACHE_TTL": ""}), io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, cfg.MetricsAddr, "METRICS_ADDR= turns metrics off")
+	assert.Equal(t, defaultConfig().Port, cfg.Port)
+	assert.Equal(t, defaultConfig().CacheTTL, cfg.CacheTTL)
+	assert.Equal(t, ":9090", defaultConfig().MetricsAddr)
 
 	var help bytes.Buffer
 	_, err = loadConfig([]string{"-h"}, env(map[string]string{"COMPSHARE_PRIVATE_KEY": "secret-from-env"}), &help)
@@ -339,7 +349,7 @@ func TestConfig(t *testing.T) {
 func TestPrintSchema(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-print-schema"}, func(string) string { return "" }, &out, io.Discard)
+	err := run(context.Background(), []string{"-print-schema"}, func(string) (string, bool) { return "", false }, &out, io.Discard)
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), `type ImageGroup implements Node @key(fields: "id") @key(fields: "groupId")`)
 	// Federation 2.9 and the cost directives, so that a router's demand
