@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -588,10 +590,36 @@ func containerEnv(t *testing.T, m rendered, c container) map[string]envVar {
 // buildServer builds the server from the module root (deploy/'s parent).
 func buildServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "imagegraph")
-	out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin, err := builtServer()
+	require.NoError(t, err)
 	return bin
+}
+
+// builtServer builds the server once for every test of the package (go
+// build caches compiled packages, not the linked binary), into a directory
+// removed when the package's tests end.
+var builtServer = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "imagegraph-deploy-test")
+	if err != nil {
+		return "", err
+	}
+	buildDir = dir
+	bin := filepath.Join(dir, "imagegraph")
+	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, out)
+	}
+	return bin, nil
+})
+
+// buildDir is where builtServer put the binary ("" before it ran).
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 // envInHelp matches a setting in -h's output: "... (env NAME) (default V)".
