@@ -125,18 +125,15 @@ func TestImage(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 		assert.JSONEq(t, `"sandbox"`, jsonField(t, body, "mode"))
 
-		resp, err := httpClient.Post(s.url+"/query", "application/json",
-			strings.NewReader(`{"query":"{ imageGroups(first: 2) { totalCount } }"}`))
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
+		status, raw := postQuery(t, s, `{ imageGroups(first: 2) { totalCount } }`)
+		require.Equal(t, http.StatusOK, status)
 		var answer struct {
 			Data struct {
 				ImageGroups struct{ TotalCount int }
 			}
 			Errors []json.RawMessage
 		}
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+		require.NoError(t, json.Unmarshal(raw, &answer))
 		assert.Empty(t, answer.Errors)
 		assert.Positive(t, answer.Data.ImageGroups.TotalCount)
 
