@@ -767,18 +767,7 @@ scrape_configs:
 // if Prometheus exits meanwhile.
 func (p *promServer) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		select {
-		case <-p.done:
-			t.Fatalf("prometheus exited while waiting for %s", what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 30s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFor(t, "prometheus", p.done, what, 200*time.Millisecond, cond)
 }
 
 // promSample is one element of a query's result.

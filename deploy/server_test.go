@@ -66,20 +66,28 @@ func startServer(t *testing.T, bin string, env map[string]string) *server {
 		}
 	})
 
+	waitFor(t, bin, s.done, "/healthz answering 200", 50*time.Millisecond, func() bool {
+		status, _ := s.get(t, "/healthz")
+		return status == http.StatusOK
+	})
+	return s
+}
+
+// waitFor polls cond every interval until it holds, and fails t when the
+// process named name exits first (done closes) or after 30s.
+func waitFor(t *testing.T, name string, done <-chan struct{}, what string, every time.Duration, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
+	for !cond() {
 		select {
-		case <-s.done:
-			t.Fatalf("%s exited before /healthz answered: %v", bin, s.err)
+		case <-done:
+			t.Fatalf("%s exited while waiting for %s", name, what)
 		default:
 		}
-		if status, _ := s.get(t, "/healthz"); status == http.StatusOK {
-			return s
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: /healthz did not answer 200 within 30s", bin)
+			t.Fatalf("%s: no %s within 30s", name, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
