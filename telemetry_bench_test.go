@@ -51,15 +51,7 @@ func BenchmarkTelemetry(b *testing.B) {
 			}
 			env["PORT"] = strconv.Itoa(freeLoopbackPort(b))
 			s := startServer(b, env)
-			post := graphtest.Poster(b, s.url+"/query", referenceOperation, 1000)
-			post()
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := graphtest.CPUTime()
-			for b.Loop() {
-				post()
-			}
-			graphtest.ReportCPU(b, start)
+			graphtest.Measure(b, graphtest.Poster(b, s.url+"/query", referenceOperation, 1000))
 		})
 	}
 }

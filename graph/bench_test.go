@@ -21,15 +21,7 @@ import (
 // versions and latestVersion.
 func BenchmarkReferenceOperation(b *testing.B) {
 	e := newEnv(b)
-	post := graphtest.Poster(b, e.api.URL, referenceQuery, 1000)
-	post()
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := graphtest.CPUTime()
-	for b.Loop() {
-		post()
-	}
-	graphtest.ReportCPU(b, start)
+	graphtest.Measure(b, graphtest.Poster(b, e.api.URL, referenceQuery, 1000))
 }
 
 // BenchmarkBareClientCall is the same page fetched by the client alone

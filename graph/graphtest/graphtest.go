@@ -61,3 +61,16 @@ func CPUTime() time.Duration {
 func ReportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
 }
+
+// Measure runs op once untimed (to warm caches and connections), then in
+// b's loop, reporting allocations and cpu-ns/op.
+func Measure(b *testing.B, op func()) {
+	op()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := CPUTime()
+	for b.Loop() {
+		op()
+	}
+	ReportCPU(b, start)
+}
