@@ -26,20 +26,8 @@ import (
 // response headers and the decoded body.
 func (s *server) post(t *testing.T, body string, headers map[string]string) (int, http.Header, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.url+"/query", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	var out map[string]any
-	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
-	return resp.StatusCode, resp.Header, out
+	status, header, out, _ := s.send(t, body, headers)
+	return status, header, out
 }
 
 func code(out map[string]any) string {

@@ -141,17 +141,33 @@ func startServer(t testing.TB, env map[string]string, args ...string) *server {
 	return s
 }
 
+// graphql posts query and returns the status and the answer, decoded and
+// as sent.
 func (s *server) graphql(t *testing.T, query string) (int, map[string]any, []byte) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query})
-	resp, err := http.Post(s.url+"/query", "application/json", bytes.NewReader(body))
+	status, _, out, raw := s.send(t, string(body), nil)
+	return status, out, raw
+}
+
+// send posts body to /query with headers and returns the status, the
+// headers and the answer, decoded and as sent.
+func (s *server) send(t *testing.T, body string, headers map[string]string) (int, http.Header, map[string]any, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.url+"/query", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
-	return resp.StatusCode, out, raw
+	return resp.StatusCode, resp.Header, out, raw
 }
 
 // shutdown stops the server as SIGTERM does and waits for run to return:
