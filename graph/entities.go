@@ -12,32 +12,32 @@ import (
 // findEntities resolves a gateway's batch of representations of one type
 // through a per-request loader: every representation resolves by its own key
 // (key returns the upstream id it names, or "" when it names nothing this
-// API knows), all loads go out in one batch, identical ids are one call, and
-// the results come back in representation order. A representation that
-// matches nothing is nil; an upstream failure fails only its own entries.
+// API knows), start sends all loads out in one batch at once, identical ids
+// are one call, and the results come back in representation order. A
+// representation that matches nothing is nil; an upstream failure fails
+// only its own entries.
 func findEntities[V any](ctx context.Context, n int, key func(i int) string,
-	load func(context.Context, string) dataloader.Thunk[V]) ([]V, error) {
-	thunks := make([]dataloader.Thunk[V], n)
+	start func(context.Context, []string) []dataloader.Thunk[V]) ([]V, error) {
+	ids := make([]string, 0, n)
+	at := make([]int, 0, n) // at[j] is the representation of ids[j]
 	for i := range n {
 		if id := key(i); id != "" {
-			thunks[i] = load(ctx, id)
+			ids = append(ids, id)
+			at = append(at, i)
 		}
 	}
 	out := make([]V, n)
 	var errs graphql.BatchErrorList
-	for i, th := range thunks {
-		if th == nil {
-			continue
-		}
+	for j, th := range start(ctx, ids) {
 		v, err := th()
 		if err != nil {
 			if errs == nil {
 				errs = make(graphql.BatchErrorList, n)
 			}
-			errs[i] = err
+			errs[at[j]] = err
 			continue
 		}
-		out[i] = v
+		out[at[j]] = v
 	}
 	if errs != nil {
 		return out, errs

@@ -13,12 +13,12 @@ import (
 
 // FindImageGroup is the resolver for the findImageGroup field.
 func (r *entityResolver) FindImageGroup(ctx context.Context, reps []*model.ImageGroupRepresentation) ([]*model.ImageGroup, error) {
-	return findEntities(ctx, len(reps), func(i int) string { return groupKey(reps[i]) }, For(ctx).groupThunk)
+	return findEntities(ctx, len(reps), func(i int) string { return groupKey(reps[i]) }, For(ctx).GroupThunks)
 }
 
 // FindImageVersion is the resolver for the findImageVersion field.
 func (r *entityResolver) FindImageVersion(ctx context.Context, reps []*model.ImageVersionRepresentation) ([]*model.ImageVersion, error) {
-	return findEntities(ctx, len(reps), func(i int) string { return versionKey(reps[i]) }, For(ctx).versionThunk)
+	return findEntities(ctx, len(reps), func(i int) string { return versionKey(reps[i]) }, For(ctx).VersionThunks)
 }
 
 // Entity returns EntityResolver implementation.

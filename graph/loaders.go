@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -130,6 +131,10 @@ type LoaderOptions struct {
 	// memo maps each response once across requests (NewHandler shares one);
 	// nil: each request maps its own.
 	memo *pageMemo
+	// backstop is the batch window when Wait is 0, a timer that fires
+	// only when a batch was not flushed by hand (default a second; tests
+	// set it past their own deadline, so that a batch left waiting fails).
+	backstop time.Duration
 }
 
 // NewLoaders returns a fresh set of loaders over svc, for one request.
@@ -150,7 +155,7 @@ func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 	// the loader's own timer is only a backstop.
 	wait := opt.Wait
 	if l.immediate {
-		wait = time.Second
+		wait = cmp.Or(opt.backstop, time.Second)
 	}
 	l.pages = dataloader.NewBatchedLoader(l.loadPages,
 		dataloader.WithWait[Query, *Page](wait), dataloader.WithCache[Query, *Page](l.pageCache))
@@ -251,6 +256,17 @@ func (l *Loaders) GroupThunks(ctx context.Context, ids []string) []dataloader.Th
 		thunks[i] = l.groupThunk(ctx, id)
 	}
 	dispatch(l, l.groups)
+	return thunks
+}
+
+// VersionThunks starts loading several versions at once, so that they go
+// out in one batch, and returns a thunk for each, in the order of ids.
+func (l *Loaders) VersionThunks(ctx context.Context, ids []string) []dataloader.Thunk[*model.ImageVersion] {
+	thunks := make([]dataloader.Thunk[*model.ImageVersion], len(ids))
+	for i, id := range ids {
+		thunks[i] = l.versionThunk(ctx, id)
+	}
+	dispatch(l, l.versions)
 	return thunks
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -131,4 +132,43 @@ func TestClaimCache(t *testing.T) {
 	_, resolve = c.claim("b")
 	assert.NotNil(t, resolve, "a deleted key is claimed afresh")
 	resolve(0, nil)
+}
+
+// TestBatchesGoOutAtOnce: with no batch window, the loads a resolver starts
+// together (GroupThunks, VersionThunks, the entity resolvers) are flushed
+// by hand; none waits for the loader's backstop timer. The backstop is an
+// hour here: a batch left waiting fails the test (it once held every
+// _entities request for a second).
+func TestBatchesGoOutAtOnce(t *testing.T) {
+	t.Parallel()
+	svc := &countingService{}
+	l := NewLoaders(svc, LoaderOptions{backstop: time.Hour})
+	ctx := WithLoaders(context.Background(), l)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, th := range l.GroupThunks(ctx, []string{"g1", "g2"}) {
+			_, _ = th()
+		}
+		for _, th := range l.VersionThunks(ctx, []string{"v1", "v2"}) {
+			_, _ = th()
+		}
+		g, v := "g3", "v3"
+		_, _ = (&entityResolver{}).FindImageGroup(ctx, []*model.ImageGroupRepresentation{{GroupID: &g, MatchedKey: model.ImageGroupMatchedKeyGroupID}})
+		_, _ = (&entityResolver{}).FindImageVersion(ctx, []*model.ImageVersionRepresentation{{ImageID: &v, MatchedKey: model.ImageVersionMatchedKeyImageID}})
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("a batch waited for the backstop")
+	}
+	assert.EqualValues(t, 6, svc.calls.Load())
+}
+
+// countingService answers every call with an empty page and counts them.
+type countingService struct{ calls atomic.Int64 }
+
+func (s *countingService) DescribeCommunityImages(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	s.calls.Add(1)
+	return &upstream.DescribeCommunityImagesResponse{}, nil
 }
