@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/99designs/gqlgen/graphql/errcode"
+
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -16,6 +18,14 @@ const CodeInternal = "INTERNAL_SERVER_ERROR"
 // decode, a method or media type it does not serve, a body too large), as
 // of an argument the API refuses.
 const CodeBadUserInput = "BAD_USER_INPUT"
+
+func init() {
+	// A request error of BAD_USER_INPUT (a number the server cannot hold,
+	// say) is the client's malformed request: 400 for clients that accept
+	// application/graphql-response+json, as for validation errors. A field
+	// error of that code does not change the status of an answer with data.
+	errcode.RegisterErrorType(CodeBadUserInput, errcode.KindProtocol)
+}
 
 // WriteError answers a request that failed outside the executor (a body too
 // large, a recovered panic, a missing API key) with a GraphQL response

@@ -10,10 +10,12 @@ import (
 type Result struct {
 	// Depth is the deepest nesting of fields.
 	Depth int
-	// Aliases, Directives and RootFields are counts, fragments expanded
-	// (floats, since fragments spread in fragments multiply them).
-	Aliases, Directives float64
-	RootFields          int
+	// Fields, Aliases, Directives and RootFields are counts, fragments
+	// expanded (floats, since fragments spread in fragments multiply them):
+	// Fields counts every field the operation selects once each fragment
+	// spread is replaced by its fragment's selection, @skip and @include
+	// applied.
+	Fields, Aliases, Directives, RootFields float64
 	// Cost is the estimated cost.
 	Cost float64
 	// UpstreamCalls is the estimated number of upstream calls.
@@ -94,13 +96,14 @@ type analyzer struct {
 // summary is what the walk of one selection set found. depth is relative:
 // the deepest nesting of fields below the set's parent.
 type summary struct {
-	depth               int
-	cost, calls         float64
-	aliases, directives float64
+	depth                       int
+	cost, calls                 float64
+	fields, aliases, directives float64
 }
 
 func (s *summary) add(o summary) {
 	s.depth = max(s.depth, o.depth)
+	s.fields += o.fields
 	s.cost += o.cost
 	s.calls += o.calls
 	s.aliases += o.aliases
@@ -129,6 +132,7 @@ func analyze(model *costModel, doc *ast.QueryDocument, op *ast.OperationDefiniti
 	root := a.selectionSet(op.SelectionSet, sizing{}, 0, false)
 	r := Result{
 		Depth:         root.depth,
+		Fields:        root.fields,
 		Aliases:       root.aliases,
 		Directives:    root.directives + float64(len(op.Directives)),
 		RootFields:    a.rootFields(op.SelectionSet),
@@ -144,17 +148,48 @@ func analyze(model *costModel, doc *ast.QueryDocument, op *ast.OperationDefiniti
 	return r
 }
 
-// rootFields counts the fields of the root selection, through fragments.
-func (a *analyzer) rootFields(set ast.SelectionSet) int {
-	n := 0
-	a.eachField(set, nil, func(*ast.Field) bool { n++; return true })
-	return n
+// rootFields counts the fields of the root selection, through fragments,
+// each spread counting its fragment's fields again. A fragment's count is
+// worked out once: fragments that spread the next one twice, thirty deep,
+// would otherwise be walked 2^30 times.
+func (a *analyzer) rootFields(set ast.SelectionSet) float64 {
+	memo := map[string]float64{}
+	var count func(ast.SelectionSet) float64
+	count = func(set ast.SelectionSet) float64 {
+		var n float64
+		for _, sel := range set {
+			switch sel := sel.(type) {
+			case *ast.Field:
+				if !a.skipped(sel.Directives) {
+					n++
+				}
+			case *ast.InlineFragment:
+				if !a.skipped(sel.Directives) {
+					n += count(sel.SelectionSet)
+				}
+			case *ast.FragmentSpread:
+				if a.skipped(sel.Directives) {
+					continue
+				}
+				m, ok := memo[sel.Name]
+				if !ok {
+					memo[sel.Name] = 0 // cuts a cycle (validation refuses one)
+					if def := a.fragment(sel); def != nil {
+						m = count(def.SelectionSet)
+					}
+					memo[sel.Name] = m
+				}
+				n += m
+			}
+		}
+		return n
+	}
+	return count(set)
 }
 
 // eachField calls fn for every field of set that is not skipped, through
-// inline fragments and fragment spreads, until fn returns false. visited,
-// when not nil, expands each named fragment once (for Has, which asks a
-// yes or no question).
+// inline fragments and fragment spreads (each named fragment once: visited
+// holds those expanded), until fn returns false.
 func (a *analyzer) eachField(set ast.SelectionSet, visited map[string]bool, fn func(*ast.Field) bool) bool {
 	for _, sel := range set {
 		switch sel := sel.(type) {
@@ -176,12 +211,10 @@ func (a *analyzer) eachField(set ast.SelectionSet, visited map[string]bool, fn f
 			if a.skipped(sel.Directives) {
 				continue
 			}
-			if visited != nil {
-				if visited[sel.Name] {
-					continue
-				}
-				visited[sel.Name] = true
+			if visited[sel.Name] {
+				continue
 			}
+			visited[sel.Name] = true
 			if def := a.fragment(sel); def != nil && !a.eachField(def.SelectionSet, visited, fn) {
 				return false
 			}
@@ -249,7 +282,7 @@ func (a *analyzer) selectionSet(set ast.SelectionSet, sized sizing, state State,
 // Router's demand control compute it; upstream calls = its own + instances
 // × its selection's.
 func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection bool) summary {
-	var s summary
+	s := summary{fields: 1}
 	if f.Alias != "" && f.Alias != f.Name {
 		s.aliases = 1
 	}
@@ -261,6 +294,7 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 		// field validation did not resolve: free, but its aliases and
 		// directives count.
 		sub := a.selectionSet(f.SelectionSet, sizing{}, 0, introspection)
+		s.fields += sub.fields
 		s.aliases += sub.aliases
 		s.directives += sub.directives
 		if !introspection {
@@ -270,7 +304,7 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 	}
 	def, parent := f.Definition, f.ObjectDefinition.Name
 	key := parent + "." + f.Name
-	args := f.ArgumentMap(a.vars)
+	args := argumentMap(f, a.vars)
 
 	var est Estimate
 	if a.calls != nil {
@@ -306,6 +340,7 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 	s.depth = 1 + sub.depth
 	s.cost = n*(a.model.typeCost(parent, def)+sub.cost) + a.model.argumentsCost(parent, def, args)
 	s.calls = est.Calls + n*sub.calls
+	s.fields += sub.fields
 	s.aliases += sub.aliases
 	s.directives += sub.directives
 	if math.IsNaN(s.cost) {
@@ -338,4 +373,17 @@ func (a *analyzer) skipped(dirs ast.DirectiveList) bool {
 		}
 	}
 	return false
+}
+
+// argumentMap is f.ArgumentMap(vars), which panics on a literal it cannot
+// convert (a number out of range): Precheck refuses those before
+// validation, and a document that slipped past it is measured as if the
+// field had no arguments rather than bringing the request down.
+func argumentMap(f *ast.Field, vars map[string]any) (args map[string]any) {
+	defer func() {
+		if recover() != nil {
+			args = nil
+		}
+	}()
+	return f.ArgumentMap(vars)
 }

@@ -104,10 +104,10 @@ func TestShapeCounts(t *testing.T) {
 	t.Parallel()
 	schema := mustSchema(t, testSchema)
 	for _, tc := range []struct {
-		name                string
-		query               string
-		depth, rootFields   int
-		aliases, directives float64
+		name                            string
+		query                           string
+		depth                           int
+		rootFields, aliases, directives float64
 	}{
 		{"depth counts fields", `{ books { edges { node { author { books { title } } } } } }`, 6, 1, 0, 0},
 		{"depth through fragments", `{ books { ...C } } fragment C on BookConnection { nodes { author { name } } }`, 4, 1, 0, 0},
@@ -295,4 +295,105 @@ func parserOnly(q string) (*ast.QueryDocument, error) {
 		return nil, err
 	}
 	return doc, nil
+}
+
+// fragmentBomb is a document of about a kilobyte whose operation, every
+// fragment expanded, selects 2^levels root fields: each fragment spreads
+// the next one twice. It is the fuzzer's reproduction of the exponential
+// walk.
+func fragmentBomb(levels int) string {
+	var b strings.Builder
+	b.WriteString("query { ...F0 } ")
+	for i := range levels {
+		fmt.Fprintf(&b, "fragment F%d on Query { ...F%d ...F%d } ", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "fragment F%d on Query { expensive }", levels)
+	return b.String()
+}
+
+// TestRootFieldsOfAFragmentBomb: the root fields of a fragment bomb are
+// counted exactly, each fragment once (the walk used to expand every path:
+// 2^60 of them here, which no test could wait for).
+func TestRootFieldsOfAFragmentBomb(t *testing.T) {
+	t.Parallel()
+	got := measure(t, mustSchema(t, testSchema), fragmentBomb(60), nil, nil)
+	assert.Equal(t, math.Exp2(60), got.RootFields)
+	err := DefaultLimits.Check(&got)
+	require.NotNil(t, err)
+	assert.Equal(t, CodeMaxRootFields, err.Extensions["code"])
+}
+
+// TestExpandedFields: the fields of an operation with its fragments
+// expanded, fragments counted each time they are spread, nested and
+// introspection fields included, skipped ones not; the refusal names the
+// setting, the limit and the count, after the limits of the operation's
+// shape and before its cost.
+func TestExpandedFields(t *testing.T) {
+	t.Parallel()
+	schema := mustSchema(t, testSchema)
+	for _, tc := range []struct {
+		name  string
+		query string
+		want  float64
+	}{
+		{"plain fields", `{ book(id: 1) { id title } }`, 3},
+		{"a fragment spread twice counts twice", `{ book(id: 1) { ...A ...A } } fragment A on Book { id author { name } }`, 1 + 2*3},
+		{"inline fragments", `{ ... on Query { book(id: 1) { ... { id } } } }`, 2},
+		{"skipped fields do not count", `{ book(id: 1) { id title @skip(if: true) } }`, 2},
+		{"introspection and __typename count", `{ __typename __schema { types { name } } }`, 4},
+		{"a bomb", fragmentBomb(30), math.Exp2(30)},
+		{"a bomb past float64", fragmentBomb(1100), math.Inf(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tc.want, measure(t, schema, tc.query, nil, nil).Fields)
+		})
+	}
+	l := Limits{MaxExpandedFields: 100, MaxCost: 1}
+	err := l.Check(&Result{Fields: 101, Cost: 2})
+	require.NotNil(t, err)
+	assert.Equal(t, CodeMaxExpandedFields, err.Extensions["code"])
+	assert.Equal(t, "MAX_EXPANDED_FIELDS", err.Extensions["setting"])
+	assert.Equal(t, 100, err.Extensions["limit"])
+	assert.Equal(t, int64(101), err.Extensions["measured"])
+	l.MaxDirectives = 1
+	assert.Equal(t, CodeMaxDirectives, l.Check(&Result{Fields: 101, Directives: 2}).Extensions["code"], "the shape's limits first")
+	assert.Nil(t, Limits{}.Check(&Result{Fields: math.Inf(1)}), "no bound, no refusal")
+}
+
+// TestNumbersOutOfRange: a number Go cannot hold, anywhere in a document,
+// is a BAD_USER_INPUT request error that names it and its place; numbers
+// that fit pass.
+func TestNumbersOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, query string
+		bad         string
+	}{
+		{"a float past float64", `{ _entities(representations: [{a: 1e309}]) { __typename } }`, "1e309"},
+		{"an int past 64 bits", `{ _entities(representations: [{a: 18446744073709551616}]) { __typename } }`, "18446744073709551616"},
+		{"a negative int past 64 bits", `{ f(a: -9223372036854775809) }`, "-9223372036854775809"},
+		{"in a list in an object", `{ f(a: {b: [1, 2, {c: 1e400}]}) }`, "1e400"},
+		{"in a directive", `{ f @d(a: 1e309) }`, "1e309"},
+		{"in a variable's default", `query($v: X = 1e309) { f }`, "1e309"},
+		{"in a fragment", `{ ...A } fragment A on Query { f(a: 99999999999999999999) }`, "99999999999999999999"},
+		{"in a nested field", `{ a { b { c(x: 1e999) } } }`, "1e999"},
+		{"in an operation's directive", `query @d(a: 1e309) { f }`, "1e309"},
+		{"fits", `{ f(a: 9223372036854775807, b: -9223372036854775808, c: 1.7976931348623157e308, d: 1e-400) }`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			doc, err := parserOnly(tc.query)
+			require.NoError(t, err)
+			gerr := numberOutOfRange(doc)
+			if tc.bad == "" {
+				assert.Nil(t, gerr)
+				return
+			}
+			require.NotNil(t, gerr)
+			assert.Equal(t, "BAD_USER_INPUT", gerr.Extensions["code"])
+			assert.Contains(t, gerr.Message, tc.bad)
+			require.Len(t, gerr.Locations, 1)
+		})
+	}
 }

@@ -74,30 +74,50 @@ func (e *Extension) Validate(schema graphql.ExecutableSchema) error {
 	return nil
 }
 
-// MutateOperationParameters refuses a document that repeats a field beyond
-// MaxFieldRepeats, before gqlgen validates it.
+// MutateOperationParameters checks a document it has not seen before
+// gqlgen validates it (see Precheck), and the request's variables: a
+// number Go cannot hold, or an Int variable past 32 bits, is
+// BAD_USER_INPUT.
 func (e *Extension) MutateOperationParameters(ctx context.Context, raw *graphql.RawParams) *gqlerror.Error {
 	if raw.Query == "" {
 		return nil
 	}
+	var doc *ast.QueryDocument
 	if e.QueryCache != nil {
-		if _, ok := e.QueryCache.Get(ctx, raw.Query); ok {
-			return nil
+		doc, _ = e.QueryCache.Get(ctx, raw.Query)
+	}
+	if doc == nil {
+		tokens := e.Tokens
+		if tokens <= 0 {
+			tokens = DefaultTokens
 		}
+		parsed, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: raw.Query}, tokens)
+		if err != nil {
+			return nil // gqlgen's own parse reports it
+		}
+		if err := Precheck(parsed, e.Limits); err != nil {
+			return err
+		}
+		doc = parsed
 	}
-	tokens := e.Tokens
-	if tokens <= 0 {
-		tokens = DefaultTokens
-	}
-	doc, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: raw.Query}, tokens)
-	if err != nil {
-		return nil // gqlgen's own parse reports it
-	}
-	repeats := e.Limits.MaxFieldRepeats
+	return variablesOutOfRange(doc, raw.OperationName, raw.Variables)
+}
+
+// Precheck refuses a parsed document, before validation, when a selection
+// set repeats a field more than l.MaxFieldRepeats times
+// (GRAPHQL_VALIDATION_FAILED: validation's overlap check is quadratic in
+// the repeats), or when it writes a number Go cannot hold (BAD_USER_INPUT:
+// gqlparser's ArgumentMap panics on one). It costs time linear in the
+// document.
+func Precheck(doc *ast.QueryDocument, l Limits) *gqlerror.Error {
+	repeats := l.MaxFieldRepeats
 	if repeats <= 0 {
 		repeats = defaultFieldRepeats
 	}
-	return repeatedField(doc, repeats)
+	if err := repeatedField(doc, repeats); err != nil {
+		return err
+	}
+	return numberOutOfRange(doc)
 }
 
 // MutateOperationContext measures the operation, refuses it when it exceeds

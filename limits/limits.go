@@ -22,20 +22,24 @@ import (
 
 // The codes of the refusals, as Apollo Router names the same limits.
 const (
-	CodeMaxDepth        = "MAX_DEPTH_LIMIT"
-	CodeMaxAliases      = "MAX_ALIASES_LIMIT"
-	CodeMaxRootFields   = "MAX_ROOT_FIELDS_LIMIT"
-	CodeMaxDirectives   = "MAX_DIRECTIVES_LIMIT"
-	CodeEstimatedCost   = "COST_ESTIMATED_TOO_EXPENSIVE"
-	CodeActualCost      = "COST_ACTUAL_TOO_EXPENSIVE"
-	codeValidation      = errcode.ValidationFailed
-	defaultFieldRepeats = 100
+	CodeMaxDepth      = "MAX_DEPTH_LIMIT"
+	CodeMaxAliases    = "MAX_ALIASES_LIMIT"
+	CodeMaxRootFields = "MAX_ROOT_FIELDS_LIMIT"
+	CodeMaxDirectives = "MAX_DIRECTIVES_LIMIT"
+	// CodeMaxExpandedFields refuses an operation that, every fragment
+	// spread expanded in place, selects more than MaxExpandedFields fields.
+	CodeMaxExpandedFields = "MAX_EXPANDED_FIELDS_LIMIT"
+	CodeEstimatedCost     = "COST_ESTIMATED_TOO_EXPENSIVE"
+	CodeActualCost        = "COST_ACTUAL_TOO_EXPENSIVE"
+	codeValidation        = errcode.ValidationFailed
+	codeBadUserInput      = "BAD_USER_INPUT"
+	defaultFieldRepeats   = 100
 )
 
 func init() {
 	// Refusals before execution are request errors: 400 (or 200 for
 	// application/json clients), as parse and validation errors are.
-	for _, code := range []string{CodeMaxDepth, CodeMaxAliases, CodeMaxRootFields, CodeMaxDirectives, CodeEstimatedCost} {
+	for _, code := range []string{CodeMaxDepth, CodeMaxAliases, CodeMaxRootFields, CodeMaxDirectives, CodeEstimatedCost, CodeMaxExpandedFields} {
 		errcode.RegisterErrorType(code, errcode.KindProtocol)
 	}
 }
@@ -64,19 +68,26 @@ type Limits struct {
 	// ten thousand tokens repeating one field would otherwise cost more
 	// than a second of CPU to validate.
 	MaxFieldRepeats int
+	// MaxExpandedFields bounds the fields of an operation with every
+	// fragment spread expanded in place, checked before validation: a
+	// document of a kilobyte whose fragments each spread the next one twice
+	// expands to billions, and every walk that expands fragments (this
+	// package's, the executor's) would pay for them.
+	MaxExpandedFields int
 }
 
 // DefaultLimits are the bounds of a server configured with nothing else:
 // every query of the README, the playground and the tests fits, and so does
 // imageGroups(first: 500) with its versions.
 var DefaultLimits = Limits{
-	MaxDepth:         12,
-	MaxAliases:       30,
-	MaxRootFields:    20,
-	MaxDirectives:    50,
-	MaxCost:          50000,
-	MaxUpstreamCalls: 50,
-	MaxFieldRepeats:  defaultFieldRepeats,
+	MaxDepth:          12,
+	MaxAliases:        30,
+	MaxRootFields:     20,
+	MaxDirectives:     50,
+	MaxCost:           50000,
+	MaxUpstreamCalls:  50,
+	MaxFieldRepeats:   defaultFieldRepeats,
+	MaxExpandedFields: 2000,
 }
 
 // DefaultOperationTimeout is the deadline of one operation when none is
@@ -109,12 +120,15 @@ func (l Limits) Check(r *Result) *gqlerror.Error {
 	case l.MaxAliases > 0 && r.Aliases > float64(l.MaxAliases):
 		return refusal(CodeMaxAliases, "MAX_ALIASES", l.MaxAliases, r.Aliases,
 			fmt.Sprintf("the operation has %s aliases, more than the %d allowed", count(r.Aliases), l.MaxAliases))
-	case l.MaxRootFields > 0 && r.RootFields > l.MaxRootFields:
-		return refusal(CodeMaxRootFields, "MAX_ROOT_FIELDS", l.MaxRootFields, float64(r.RootFields),
-			fmt.Sprintf("the operation has %d root fields, more than the %d allowed", r.RootFields, l.MaxRootFields))
+	case l.MaxRootFields > 0 && r.RootFields > float64(l.MaxRootFields):
+		return refusal(CodeMaxRootFields, "MAX_ROOT_FIELDS", l.MaxRootFields, r.RootFields,
+			fmt.Sprintf("the operation has %s root fields, more than the %d allowed", count(r.RootFields), l.MaxRootFields))
 	case l.MaxDirectives > 0 && r.Directives > float64(l.MaxDirectives):
 		return refusal(CodeMaxDirectives, "MAX_DIRECTIVES", l.MaxDirectives, r.Directives,
 			fmt.Sprintf("the operation has %s directives, more than the %d allowed", count(r.Directives), l.MaxDirectives))
+	case l.MaxExpandedFields > 0 && r.Fields > float64(l.MaxExpandedFields):
+		return refusal(CodeMaxExpandedFields, "MAX_EXPANDED_FIELDS", l.MaxExpandedFields, r.Fields,
+			fmt.Sprintf("the operation selects %s fields once its fragments are expanded, more than the %d allowed: spread a fragment where it is needed, not many times over", count(r.Fields), l.MaxExpandedFields))
 	case l.MaxCost > 0 && r.Cost > float64(l.MaxCost):
 		return refusal(CodeEstimatedCost, "MAX_COST", l.MaxCost, r.Cost,
 			fmt.Sprintf("the operation's estimated cost is %s, more than the %d allowed", count(r.Cost), l.MaxCost))
