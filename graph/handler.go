@@ -137,7 +137,8 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 		cfg.QueryCache = lru.New[*ast.QueryDocument](cfg.QueryCacheSize)
 	}
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: resolver}))
+	es := NewExecutableSchema(Config{Resolvers: resolver})
+	srv := handler.New(es)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(gqlhttp.GET{Cache: cfg.HTTPCaching.policy})
 	srv.AddTransport(gqlhttp.POST{Cache: cfg.HTTPCaching.policy})
@@ -155,6 +156,7 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	// A field interceptor added here (AroundFields, or an extension) must
 	// also clear resolver.PlainFieldsInline, or it will miss plain fields.
 	srv.AroundRootFields(introspectionGate)
+	srv.Use(newRepresentationCheck(es.Schema()))
 	srv.Use(staleData{})
 	for _, ext := range cfg.Extensions {
 		srv.Use(ext)
