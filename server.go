@@ -93,19 +93,21 @@ type config struct {
 	FederationSecret string
 
 	// Limits of one operation (package limits).
-	MaxDepth         int
-	MaxAliases       int
-	MaxRootFields    int
-	MaxDirectives    int
-	MaxTokens        int
-	MaxCost          int
-	MaxUpstreamCalls int
-	OperationTimeout time.Duration
-	MaxInflightCost  int64
-	InflightWait     time.Duration
+	MaxDepth          int
+	MaxAliases        int
+	MaxRootFields     int
+	MaxDirectives     int
+	MaxTokens         int
+	MaxExpandedFields int
+	MaxCost           int
+	MaxUpstreamCalls  int
+	OperationTimeout  time.Duration
+	MaxInflightCost   int64
+	InflightWait      time.Duration
 
 	// Persisted operations (package persisted).
 	APQMaxBytes             int64
+	DocumentCacheMaxBytes   int64
 	PersistedOperations     string
 	PersistedOperationsOnly bool
 
@@ -151,17 +153,19 @@ func defaultConfig() config {
 		MetricsAddr:      ":9090",
 		FederatedTracing: true,
 
-		MaxDepth:         limits.DefaultLimits.MaxDepth,
-		MaxAliases:       limits.DefaultLimits.MaxAliases,
-		MaxRootFields:    limits.DefaultLimits.MaxRootFields,
-		MaxDirectives:    limits.DefaultLimits.MaxDirectives,
-		MaxTokens:        limits.DefaultTokens,
-		MaxCost:          limits.DefaultLimits.MaxCost,
-		MaxUpstreamCalls: limits.DefaultLimits.MaxUpstreamCalls,
-		OperationTimeout: limits.DefaultOperationTimeout,
-		MaxInflightCost:  limits.DefaultInflightCost,
-		InflightWait:     limits.DefaultInflightWait,
-		APQMaxBytes:      16 << 20,
+		MaxDepth:              limits.DefaultLimits.MaxDepth,
+		MaxAliases:            limits.DefaultLimits.MaxAliases,
+		MaxRootFields:         limits.DefaultLimits.MaxRootFields,
+		MaxDirectives:         limits.DefaultLimits.MaxDirectives,
+		MaxTokens:             limits.DefaultTokens,
+		MaxExpandedFields:     limits.DefaultLimits.MaxExpandedFields,
+		MaxCost:               limits.DefaultLimits.MaxCost,
+		MaxUpstreamCalls:      limits.DefaultLimits.MaxUpstreamCalls,
+		OperationTimeout:      limits.DefaultOperationTimeout,
+		MaxInflightCost:       limits.DefaultInflightCost,
+		InflightWait:          limits.DefaultInflightWait,
+		APQMaxBytes:           16 << 20,
+		DocumentCacheMaxBytes: graph.DefaultDocumentCacheBytes,
 
 		CacheTTL:                  cache.DefaultTTL,
 		CacheStaleWhileRevalidate: cache.DefaultStaleWhileRevalidate,
@@ -219,6 +223,7 @@ func (c *config) settings() []setting {
 		{env: "MAX_ROOT_FIELDS", usage: "root fields of an operation (0: no limit)", value: intValue{&c.MaxRootFields}},
 		{env: "MAX_DIRECTIVES", usage: "directives of an operation, fragments expanded (0: no limit)", value: intValue{&c.MaxDirectives}},
 		{env: "MAX_TOKENS", usage: "tokens the parser reads of a document before it gives up (0: no limit)", value: intValue{&c.MaxTokens}},
+		{env: "MAX_EXPANDED_FIELDS", usage: "fields of an operation with every fragment spread expanded in place (0: no limit)", value: intValue{&c.MaxExpandedFields}},
 		{env: "MAX_COST", usage: "estimated cost of an operation (IBM cost directives; 0: no limit)", value: intValue{&c.MaxCost}},
 		{env: "MAX_UPSTREAM_CALLS", usage: "upstream calls of an operation, estimated before and counted during execution (0: no limit)", value: intValue{&c.MaxUpstreamCalls}},
 		{env: "OPERATION_TIMEOUT", usage: "deadline of one operation (Go duration; 0: none)", value: durationValue{&c.OperationTimeout}},
@@ -231,6 +236,7 @@ func (c *config) settings() []setting {
 		{env: "COMPSHARE_BREAKER_FAILURES", usage: "consecutive failed upstream calls that open the circuit (0 turns the breaker off)", value: intValue{&c.BreakerFailures}},
 		{env: "COMPSHARE_BREAKER_COOLDOWN", usage: "how long the circuit stays open before one probe call", value: durationValue{&c.BreakerCooldown}},
 		{env: "APQ_MAX_BYTES", usage: "bytes of automatic persisted queries kept in memory", value: int64Value{&c.APQMaxBytes}},
+		{env: "DOCUMENT_CACHE_MAX_BYTES", usage: "bytes of parsed and validated documents kept for reuse (a document heavier than a sixteenth of it is parsed each time)", value: int64Value{&c.DocumentCacheMaxBytes}},
 		{env: "PERSISTED_OPERATIONS", usage: "a manifest of persisted operations (Apollo's persisted query list or Relay's map), callable by id", value: stringValue{&c.PersistedOperations}},
 		{env: "PERSISTED_OPERATIONS_ONLY", usage: "run only the operations of PERSISTED_OPERATIONS (and introspection, when on)", value: boolValue{&c.PersistedOperationsOnly}},
 		{env: "CORS_ALLOWED_ORIGINS", usage: "comma-separated origins whose pages may call /query, * for any (empty: no CORS headers)", value: stringValue{&c.CORSAllowedOrigins}},
@@ -324,6 +330,8 @@ func (c config) Validate() error {
 		return fmt.Errorf("COMPSHARE_BREAKER_FAILURES must not be negative (0 turns the breaker off), got %d", c.BreakerFailures)
 	case c.BreakerFailures > 0 && c.BreakerCooldown <= 0:
 		return fmt.Errorf("COMPSHARE_BREAKER_COOLDOWN must be positive, got %s", c.BreakerCooldown)
+	case c.DocumentCacheMaxBytes < 1:
+		return fmt.Errorf("DOCUMENT_CACHE_MAX_BYTES must be positive, got %d", c.DocumentCacheMaxBytes)
 	case c.APQMaxBytes < 1:
 		return fmt.Errorf("APQ_MAX_BYTES must be positive, got %d", c.APQMaxBytes)
 	case c.PersistedOperationsOnly && c.PersistedOperations == "":
@@ -339,6 +347,7 @@ func (c config) Validate() error {
 	}{
 		{"MAX_DEPTH", c.MaxDepth}, {"MAX_ALIASES", c.MaxAliases}, {"MAX_ROOT_FIELDS", c.MaxRootFields},
 		{"MAX_DIRECTIVES", c.MaxDirectives}, {"MAX_TOKENS", c.MaxTokens}, {"MAX_COST", c.MaxCost},
+		{"MAX_EXPANDED_FIELDS", c.MaxExpandedFields},
 		{"MAX_UPSTREAM_CALLS", c.MaxUpstreamCalls},
 	} {
 		if n.v < 0 {
@@ -622,13 +631,15 @@ func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telem
 		Introspection:         cfg.Introspection,
 		FederationSecret:      cfg.FederationSecret,
 		ParserTokenLimit:      cfg.MaxTokens,
+		DocumentCacheBytes:    cfg.DocumentCacheMaxBytes,
 		Limits: limits.Limits{
-			MaxDepth:         cfg.MaxDepth,
-			MaxAliases:       cfg.MaxAliases,
-			MaxRootFields:    cfg.MaxRootFields,
-			MaxDirectives:    cfg.MaxDirectives,
-			MaxCost:          cfg.MaxCost,
-			MaxUpstreamCalls: cfg.MaxUpstreamCalls,
+			MaxDepth:          cfg.MaxDepth,
+			MaxAliases:        cfg.MaxAliases,
+			MaxRootFields:     cfg.MaxRootFields,
+			MaxDirectives:     cfg.MaxDirectives,
+			MaxExpandedFields: cfg.MaxExpandedFields,
+			MaxCost:           cfg.MaxCost,
+			MaxUpstreamCalls:  cfg.MaxUpstreamCalls,
 		},
 		OperationTimeout: cfg.OperationTimeout,
 		Inflight:         inflight,

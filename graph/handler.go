@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -10,12 +11,12 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/apollofederatedtracingv1"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/limits"
 )
 
@@ -54,12 +55,13 @@ type HandlerConfig struct {
 	ftv1 graphql.HandlerExtension
 	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
-	// QueryCache holds parsed and validated documents; the default is an
-	// LRU of QueryCacheSize documents. Share it with an extension that must
-	// know whether a document was seen before.
+	// QueryCache holds parsed and validated documents, for every executor
+	// of the handler; the default is a documents.Cache of
+	// DocumentCacheBytes.
 	QueryCache graphql.Cache[*ast.QueryDocument]
-	// QueryCacheSize bounds the default query cache (default 1000 documents).
-	QueryCacheSize int
+	// DocumentCacheBytes bounds the default query cache (default
+	// DefaultDocumentCacheBytes).
+	DocumentCacheBytes int64
 	// ParserTokenLimit stops the parser at this many tokens (0: no limit);
 	// a longer document is a GRAPHQL_PARSE_FAILED request error.
 	ParserTokenLimit int
@@ -88,6 +90,12 @@ type HandlerConfig struct {
 	Extensions []graphql.HandlerExtension
 }
 
+// DefaultDocumentCacheBytes bounds the parsed documents the executors keep
+// when nothing else is configured: a thousand operations of the size of
+// GraphiQL's introspection query, or sixteen of the largest that
+// MAX_TOKENS' default lets through.
+const DefaultDocumentCacheBytes = 16 << 20
+
 // DefaultMaxPageSize is the bound on first and last when none is configured.
 const DefaultMaxPageSize = model.DefaultMaxPageSize
 
@@ -96,6 +104,18 @@ const DefaultMaxPageSize = model.DefaultMaxPageSize
 // recovery, fresh loaders for every request, and the status codes the
 // GraphQL-over-HTTP spec asks for.
 func NewHandler(cfg HandlerConfig) http.Handler {
+	if cfg.QueryCache == nil {
+		// One cache for both executors: they share the schema, so a
+		// document validated for one is valid for the other.
+		docs, err := documents.New(documents.Options{
+			MaxBytes:  cmp.Or(cfg.DocumentCacheBytes, DefaultDocumentCacheBytes),
+			MaxTokens: cfg.ParserTokenLimit,
+		})
+		if err != nil {
+			panic(err) // only for a negative bound, which settings refuse
+		}
+		cfg.QueryCache = docs
+	}
 	srv, resolver := newServer(cfg)
 	var exec http.Handler = srv
 	if cfg.FederatedTracing {
@@ -129,12 +149,6 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	}
 	if cfg.MaxPageSize <= 0 {
 		cfg.MaxPageSize = DefaultMaxPageSize
-	}
-	if cfg.QueryCacheSize <= 0 {
-		cfg.QueryCacheSize = 1000
-	}
-	if cfg.QueryCache == nil {
-		cfg.QueryCache = lru.New[*ast.QueryDocument](cfg.QueryCacheSize)
 	}
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
 	es := NewExecutableSchema(Config{Resolvers: resolver})
