@@ -101,7 +101,7 @@ image-deps:
 # runs a container. The prune drops earlier builds of this image only.
 image: image-deps
 	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X github.com/compshare/imagegraph/telemetry.buildVersion=$$(git rev-parse HEAD)" -o $(IMAGE_CONTEXT)/imagegraph .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w -X github.com/compshare/imagegraph/internal/telemetry.buildVersion=$$(git rev-parse HEAD)" -o $(IMAGE_CONTEXT)/imagegraph .
 	cp -R deploy/rootfs/etc $(IMAGE_CONTEXT)/etc
 	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CONTEXT)/
 	podman build -f deploy/Containerfile --build-arg REVISION=$$(git rev-parse HEAD) -t $(IMAGE) $(IMAGE_CONTEXT)

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/graphtest"
-	"github.com/compshare/imagegraph/persisted"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
+	"github.com/compshare/imagegraph/internal/persisted"
 )
 
 // post sends one GraphQL request with headers and returns the status, the

@@ -32,15 +32,15 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/compshare/imagegraph/access"
-	"github.com/compshare/imagegraph/cache"
-	"github.com/compshare/imagegraph/fleet"
-	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
-	"github.com/compshare/imagegraph/limits"
-	"github.com/compshare/imagegraph/persisted"
+	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/fleet"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
+	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/persisted"
+	"github.com/compshare/imagegraph/internal/telemetry"
 	"github.com/compshare/imagegraph/playground"
-	"github.com/compshare/imagegraph/telemetry"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )

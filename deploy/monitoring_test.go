@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/telemetry"
+	"github.com/compshare/imagegraph/internal/telemetry"
 )
 
 // The monitoring files, relative to deploy/ (the tests' working directory).

@@ -11,7 +11,7 @@ import (
 
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/graphtest"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )

@@ -2,7 +2,7 @@ package graph
 
 import (
 	"github.com/compshare/imagegraph/graph/model"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 

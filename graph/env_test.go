@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/graph"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )

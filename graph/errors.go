@@ -13,8 +13,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/upstream"
 )
 

@@ -14,10 +14,10 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
-	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/internal/documents"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
+	"github.com/compshare/imagegraph/internal/limits"
 )
 
 // HandlerConfig configures the GraphQL endpoint.

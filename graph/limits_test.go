@@ -15,10 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/access"
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/model"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )

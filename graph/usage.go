@@ -7,7 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/compshare/imagegraph/gqlhttp"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/upstream"
 )
 

@@ -9,7 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/compshare/imagegraph/access"
+	"github.com/compshare/imagegraph/internal/access"
 )
 
 // Example wires the middleware in the order the package comment gives and

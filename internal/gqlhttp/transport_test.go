@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/compshare/imagegraph/gqlhttp"
 	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/upstream"
 )
 

@@ -13,9 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/compshare/imagegraph/cache"
-	"github.com/compshare/imagegraph/fleet"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/fleet"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 

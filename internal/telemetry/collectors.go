@@ -3,9 +3,9 @@ package telemetry
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/compshare/imagegraph/cache"
-	"github.com/compshare/imagegraph/fleet"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/fleet"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 

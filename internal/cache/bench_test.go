@@ -3,8 +3,8 @@ package cache_test
 import (
 	"testing"
 
-	"github.com/compshare/imagegraph/cache"
 	"github.com/compshare/imagegraph/graph/graphtest"
+	"github.com/compshare/imagegraph/internal/cache"
 )
 
 // BenchmarkCacheHit is the reference operation answered from the cache,

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/access"
+	"github.com/compshare/imagegraph/internal/access"
 )
 
 // corsServe runs req through CORS(origins) around a handler that answers

@@ -11,7 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/compshare/imagegraph/cache"
+	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/upstream"
 )
 

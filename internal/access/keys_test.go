@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/access"
+	"github.com/compshare/imagegraph/internal/access"
 )
 
 // Test keys and their SHA-256s.

@@ -26,7 +26,7 @@ import (
 const DefaultServiceName = "imagegraph"
 
 // instrumentation names the tracer the server's spans come from.
-const instrumentation = "github.com/compshare/imagegraph/telemetry"
+const instrumentation = "github.com/compshare/imagegraph/internal/telemetry"
 
 // Tracing is where the server's spans go: an OpenTelemetry SDK tracer
 // provider with a batching OTLP exporter. Build it with TracingFromEnv and

@@ -14,7 +14,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 )
 

@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/cache"
 	"github.com/compshare/imagegraph/graph"
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/limits"
+	"github.com/compshare/imagegraph/internal/limits"
 )
 
 // TestInflightBoundsTheCostRunning: operations take their estimated cost

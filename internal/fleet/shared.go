@@ -9,9 +9,9 @@ import (
 	"github.com/go-redis/redis_rate/v10"
 	"golang.org/x/time/rate"
 
-	"github.com/compshare/imagegraph/access"
-	"github.com/compshare/imagegraph/cache"
-	"github.com/compshare/imagegraph/persisted"
+	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/persisted"
 	"github.com/compshare/imagegraph/upstream"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/access"
+	"github.com/compshare/imagegraph/internal/access"
 )
 
 // identify runs a request from remoteAddr with the X-Forwarded-For headers

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/access"
-	"github.com/compshare/imagegraph/cache"
-	"github.com/compshare/imagegraph/persisted"
+	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/persisted"
 	"github.com/compshare/imagegraph/upstream"
 )
 
