@@ -602,7 +602,7 @@ func randomHex(n int) string {
 // queryHandler is /query: who may call it (CORS, API keys) around the
 // GraphQL handler with its persisted operations, operation limits and
 // client rate limit. svc is the upstream as the loaders see it.
-func queryHandler(cfg config, svc graph.Service, shared *fleet.Redis, tel *telemetry.Telemetry, log *slog.Logger) (http.Handler, error) {
+func queryHandler(cfg config, svc upstream.Service, shared *fleet.Redis, tel *telemetry.Telemetry, log *slog.Logger) (http.Handler, error) {
 	local, err := persisted.NewMemoryStore(cfg.APQMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("APQ_MAX_BYTES: %w", err)

@@ -34,7 +34,7 @@ type envOption func(*envConfig)
 type envConfig struct {
 	sandboxOpts []sandbox.Option
 	clientOpts  []upstream.Option
-	service     func(graph.Service) graph.Service
+	service     func(upstream.Service) upstream.Service
 	handler     func(*graph.HandlerConfig)
 }
 
@@ -50,7 +50,7 @@ func withSandboxOptions(opts ...sandbox.Option) envOption {
 	return func(c *envConfig) { c.sandboxOpts = append(c.sandboxOpts, opts...) }
 }
 
-func withService(wrap func(graph.Service) graph.Service) envOption {
+func withService(wrap func(upstream.Service) upstream.Service) envOption {
 	return func(c *envConfig) { c.service = wrap }
 }
 
@@ -72,7 +72,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	}, cfg.clientOpts...)
 	client, err := upstream.NewClient(clientOpts...)
 	require.NoError(t, err)
-	var svc graph.Service = client
+	var svc upstream.Service = client
 	if cfg.service != nil {
 		svc = cfg.service(client)
 	}
@@ -196,7 +196,7 @@ func (b *syncBuffer) String() string {
 // countingService counts calls and the most in flight at once, for tests
 // that need the count on the API's side of the client.
 type countingService struct {
-	graph.Service
+	upstream.Service
 	mu              sync.Mutex
 	calls, inFlight int
 	maxInFlight     int
@@ -220,12 +220,12 @@ func (c *countingService) DescribeCommunityImages(ctx context.Context, req *upst
 	return c.Service.DescribeCommunityImages(ctx, req)
 }
 
-type graphService = graph.Service
+type graphService = upstream.Service
 
 // rewriteService edits a deep copy of every response, to feed the API data
 // the sandbox would never send.
 type rewriteService struct {
-	graph.Service
+	upstream.Service
 	fn func(*upstream.DescribeCommunityImagesResponse)
 }
 

@@ -18,12 +18,13 @@ import (
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/upstream"
 )
 
 // HandlerConfig configures the GraphQL endpoint.
 type HandlerConfig struct {
 	// Service is the upstream the loaders call.
-	Service Service
+	Service upstream.Service
 	// Log receives internal errors and mapping warnings.
 	Log *slog.Logger
 	// MaxPageSize bounds first and last (default 500).

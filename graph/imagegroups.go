@@ -12,10 +12,10 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// baseQuery turns the filter and order of imageGroups into a Query without
+// basePageKey turns the filter and order of imageGroups into a PageKey without
 // paging, refusing what the upstream would refuse.
-func baseQuery(filter *model.ImageFilter, order *model.ImageOrder) (Query, error) {
-	var q Query
+func basePageKey(filter *model.ImageFilter, order *model.ImageOrder) (PageKey, error) {
+	var q PageKey
 	if filter != nil {
 		for _, t := range filter.Tags {
 			if strings.TrimSpace(t) == "" {
@@ -55,7 +55,7 @@ func baseQuery(filter *model.ImageFilter, order *model.ImageOrder) (Query, error
 // concurrent calls of at most upstream.MaxLimit when the window is larger.
 func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, order *model.ImageOrder,
 	first *int, after *string, last *int, before *string) (*model.ImageGroupConnection, error) {
-	base, err := baseQuery(filter, order)
+	base, err := basePageKey(filter, order)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +116,8 @@ func (r *Resolver) imageGroups(ctx context.Context, filter *model.ImageFilter, o
 }
 
 // chunks splits window w of base into requests of at most upstream.MaxLimit.
-func chunks(base Query, w model.Window) []Query {
-	var qs []Query
+func chunks(base PageKey, w model.Window) []PageKey {
+	var qs []PageKey
 	for off := w.Start; off < w.End; off += upstream.MaxLimit {
 		q := base
 		q.Offset, q.Limit = off, min(upstream.MaxLimit, w.End-off)

@@ -319,7 +319,7 @@ func TestNoSuggestionsWithoutIntrospection(t *testing.T) {
 
 // gatedService holds every upstream call until its gate opens.
 type gatedService struct {
-	graph.Service
+	upstream.Service
 	gate chan struct{}
 }
 
@@ -344,7 +344,7 @@ func TestInflightBound(t *testing.T) {
 		gate := make(chan struct{})
 		inflight := limits.NewInflight(50, wait)
 		e := newEnv(t,
-			withService(func(s graph.Service) graph.Service { return gatedService{Service: s, gate: gate} }),
+			withService(func(s upstream.Service) upstream.Service { return gatedService{Service: s, gate: gate} }),
 			withHandlerConfig(func(c *graph.HandlerConfig) {
 				c.Inflight = inflight
 				c.DeduplicateOperations = true
@@ -400,7 +400,7 @@ func TestRateLimitBeforeInflight(t *testing.T) {
 	inflight := limits.NewInflight(10, time.Minute)
 	var admitted atomic.Int32
 	e := newEnv(t,
-		withService(func(s graph.Service) graph.Service { return gatedService{Service: s, gate: gate} }),
+		withService(func(s upstream.Service) upstream.Service { return gatedService{Service: s, gate: gate} }),
 		withHandlerConfig(func(c *graph.HandlerConfig) {
 			c.Inflight = inflight
 			c.Admit = func(context.Context, int) error {

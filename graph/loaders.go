@@ -16,15 +16,10 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// Service is what the API needs of the upstream: its one action. The
-// upstream client implements it; tests may wrap it.
-type Service interface {
-	DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
-}
-
-// Query is one upstream request in comparable form, so that it can key a
-// dataloader: equal Queries are the same upstream call.
-type Query struct {
+// PageKey is one upstream request in comparable form, so that it can key a
+// loader (and not to be confused with GraphQL's Query type): equal PageKeys
+// are the same upstream call.
+type PageKey struct {
 	Name, Author, Search string
 	// Tags holds the tags joined by tagSep, in the order given.
 	Tags           string
@@ -41,7 +36,7 @@ const tagSep = "\x1f"
 
 // Request returns the upstream request for q. False booleans and empty
 // strings send nothing; a zero Sort sends no SortCondition.
-func (q Query) Request() *upstream.DescribeCommunityImagesRequest {
+func (q PageKey) Request() *upstream.DescribeCommunityImagesRequest {
 	r := &upstream.DescribeCommunityImagesRequest{
 		Name:             q.Name,
 		Author:           q.Author,
@@ -86,7 +81,7 @@ type Page struct {
 // Loaders are the per-request dataloaders. Build them per request with
 // NewLoaders (the Middleware does) and reach them with For.
 type Loaders struct {
-	svc  Service
+	svc  upstream.Service
 	memo *pageMemo
 
 	// seen are the pages this request has loaded: the groups and versions
@@ -94,8 +89,8 @@ type Loaders struct {
 	mu   sync.Mutex
 	seen []*Page
 
-	// pages loads one upstream request per distinct Query.
-	pages *dataloader.Loader[Query, *Page]
+	// pages loads one upstream request per distinct PageKey.
+	pages *dataloader.Loader[PageKey, *Page]
 	// groups loads a group with every version by GroupId; nil when none.
 	groups *dataloader.Loader[string, *model.ImageGroup]
 	// versions loads a version by CompShareImageId; nil when none.
@@ -104,7 +99,7 @@ type Loaders struct {
 	// and a lone load runs on its caller's goroutine (see claimCache).
 	immediate bool
 	// The loaders' caches.
-	pageCache    *claimCache[Query, *Page]
+	pageCache    *claimCache[PageKey, *Page]
 	groupCache   *claimCache[string, *model.ImageGroup]
 	versionCache *claimCache[string, *model.ImageVersion]
 }
@@ -138,7 +133,7 @@ type LoaderOptions struct {
 }
 
 // NewLoaders returns a fresh set of loaders over svc, for one request.
-func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
+func NewLoaders(svc upstream.Service, opt LoaderOptions) *Loaders {
 	memo := opt.memo
 	if memo == nil {
 		memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
@@ -147,7 +142,7 @@ func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 		svc:          svc,
 		memo:         memo,
 		immediate:    opt.Wait <= 0,
-		pageCache:    newClaimCache[Query, *Page](),
+		pageCache:    newClaimCache[PageKey, *Page](),
 		groupCache:   newClaimCache[string, *model.ImageGroup](),
 		versionCache: newClaimCache[string, *model.ImageVersion](),
 	}
@@ -158,7 +153,7 @@ func NewLoaders(svc Service, opt LoaderOptions) *Loaders {
 		wait = cmp.Or(opt.backstop, time.Second)
 	}
 	l.pages = dataloader.NewBatchedLoader(l.loadPages,
-		dataloader.WithWait[Query, *Page](wait), dataloader.WithCache[Query, *Page](l.pageCache))
+		dataloader.WithWait[PageKey, *Page](wait), dataloader.WithCache[PageKey, *Page](l.pageCache))
 	l.groups = dataloader.NewBatchedLoader(l.loadGroups,
 		dataloader.WithWait[string, *model.ImageGroup](wait), dataloader.WithCache[string, *model.ImageGroup](l.groupCache))
 	l.versions = dataloader.NewBatchedLoader(l.loadVersions,
@@ -193,7 +188,7 @@ func For(ctx context.Context) *Loaders {
 
 // Middleware builds fresh loaders for every request, and the
 // upstream.Usage its reads record into.
-func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler {
+func Middleware(svc upstream.Service, opt LoaderOptions, next http.Handler) http.Handler {
 	if opt.memo == nil {
 		opt.memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
 	}
@@ -204,7 +199,7 @@ func Middleware(svc Service, opt LoaderOptions, next http.Handler) http.Handler 
 }
 
 // Page loads the page of q; identical Queries in one request share one call.
-func (l *Loaders) Page(ctx context.Context, q Query) (*Page, error) {
+func (l *Loaders) Page(ctx context.Context, q PageKey) (*Page, error) {
 	if l.immediate {
 		return loadAlone(ctx, l.pageCache, q, l.fetchPage)
 	}
@@ -213,7 +208,7 @@ func (l *Loaders) Page(ctx context.Context, q Query) (*Page, error) {
 
 // Pages loads several pages at once, so that they go out in one batch, and
 // returns them in the order of qs.
-func (l *Loaders) Pages(ctx context.Context, qs []Query) ([]*Page, error) {
+func (l *Loaders) Pages(ctx context.Context, qs []PageKey) ([]*Page, error) {
 	if len(qs) == 1 {
 		p, err := l.Page(ctx, qs[0])
 		if err != nil {
@@ -385,7 +380,7 @@ func loadEach[K comparable, V any](ctx context.Context, keys []K, fn func(contex
 	return out
 }
 
-func (l *Loaders) loadPages(ctx context.Context, qs []Query) []*dataloader.Result[*Page] {
+func (l *Loaders) loadPages(ctx context.Context, qs []PageKey) []*dataloader.Result[*Page] {
 	return loadEach(ctx, qs, l.fetchPage)
 }
 
@@ -398,13 +393,13 @@ func (l *Loaders) loadVersions(ctx context.Context, ids []string) []*dataloader.
 }
 
 // fetchPage makes the upstream call of q.
-func (l *Loaders) fetchPage(ctx context.Context, q Query) (*Page, error) {
+func (l *Loaders) fetchPage(ctx context.Context, q PageKey) (*Page, error) {
 	return l.call(ctx, q.Request())
 }
 
 // fetchGroup fetches a group with every version by GroupId.
 func (l *Loaders) fetchGroup(ctx context.Context, id string) (*model.ImageGroup, error) {
-	p, err := l.call(ctx, Query{GroupID: id, Limit: 1}.Request())
+	p, err := l.call(ctx, PageKey{GroupID: id, Limit: 1}.Request())
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +408,7 @@ func (l *Loaders) fetchGroup(ctx context.Context, id string) (*model.ImageGroup,
 
 // fetchVersion fetches a version by CompShareImageId.
 func (l *Loaders) fetchVersion(ctx context.Context, id string) (*model.ImageVersion, error) {
-	p, err := l.call(ctx, Query{ImageID: id, Limit: 1}.Request())
+	p, err := l.call(ctx, PageKey{ImageID: id, Limit: 1}.Request())
 	if err != nil {
 		return nil, err
 	}

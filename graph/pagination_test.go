@@ -7,7 +7,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -207,7 +206,7 @@ func TestCountOnlyIsOneSmallCall(t *testing.T) {
 	t.Parallel()
 	var limits []int
 	svc := &countingService{}
-	e := newEnv(t, withService(func(s graph.Service) graph.Service { svc.Service = s; return svc }))
+	e := newEnv(t, withService(func(s upstream.Service) upstream.Service { svc.Service = s; return svc }))
 	svc.hook = func(r *upstream.DescribeCommunityImagesRequest) { limits = append(limits, *r.Limit) }
 	var out struct {
 		ImageGroups struct {

@@ -32,11 +32,6 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// Service is the upstream's one action: what the cache decorates and is.
-type Service interface {
-	DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
-}
-
 // Defaults of a Cache built with zero Options fields.
 const (
 	DefaultTTL                  = 30 * time.Second
@@ -77,7 +72,7 @@ type Options struct {
 // next when it must. Safe for concurrent use; build it with New and Close it
 // to stop its background refreshes.
 type Cache struct {
-	next  Service
+	next  upstream.Service
 	opts  Options
 	now   func() time.Time
 	log   *slog.Logger
@@ -104,7 +99,7 @@ type entry struct {
 }
 
 // New returns a Cache in front of next.
-func New(next Service, opts Options) (*Cache, error) {
+func New(next upstream.Service, opts Options) (*Cache, error) {
 	switch {
 	case opts.TTL <= 0:
 		return nil, errors.New("cache: TTL must be positive")

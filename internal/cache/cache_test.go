@@ -88,7 +88,7 @@ func catalogue(n int) []upstream.ImageGroup {
 
 var testOptions = Options{TTL: 30 * time.Second, StaleWhileRevalidate: time.Minute, StaleIfError: 15 * time.Minute, MaxBytes: DefaultMaxBytes}
 
-func newCache(t *testing.T, up Service, clk *Clock, opts Options) *Cache {
+func newCache(t *testing.T, up upstream.Service, clk *Clock, opts Options) *Cache {
 	t.Helper()
 	opts.Now = clk.Now
 	c, err := New(up, opts)

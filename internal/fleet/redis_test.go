@@ -113,7 +113,7 @@ func (u *countingUpstream) DescribeCommunityImages(_ context.Context, req *upstr
 	}}, nil
 }
 
-func newReplicaCache(t *testing.T, r *Redis, up cache.Service) *cache.Cache {
+func newReplicaCache(t *testing.T, r *Redis, up upstream.Service) *cache.Cache {
 	t.Helper()
 	c, err := cache.New(up, cache.Options{TTL: time.Minute, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour,
 		MaxBytes: cache.DefaultMaxBytes, Tier: r.CacheTier()})

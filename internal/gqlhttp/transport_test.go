@@ -38,7 +38,7 @@ func (s cannedService) DescribeCommunityImages(_ context.Context, req *upstream.
 }
 
 // serverWith is the API with post as its POST transport.
-func serverWith(post graphql.Transport, svc graph.Service) http.Handler {
+func serverWith(post graphql.Transport, svc upstream.Service) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{MaxPageSize: graph.DefaultMaxPageSize}}))
 	srv.AddTransport(post)
 	srv.SetErrorPresenter(graph.ErrorPresenter(slog.New(slog.DiscardHandler)))

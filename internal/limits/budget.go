@@ -9,12 +9,6 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// Service is the upstream's one action: what Meter decorates. The upstream
-// client implements it, and so does anything that decorates it.
-type Service interface {
-	DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
-}
-
 // Budget counts one operation's upstream calls against its limit. Identical
 // calls of one operation are one call: the second waits for the first's
 // answer, whichever loader made it.
@@ -84,9 +78,9 @@ func (e *BudgetError) ErrorExtensions() map[string]any {
 // call past the budget fails with a *BudgetError without reaching svc.
 // Calls without a Budget (a readiness probe, a background refresh) pass
 // through.
-func Meter(svc Service) Service { return meter{svc} }
+func Meter(svc upstream.Service) upstream.Service { return meter{svc} }
 
-type meter struct{ next Service }
+type meter struct{ next upstream.Service }
 
 func (m meter) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
 	b := BudgetFrom(ctx)

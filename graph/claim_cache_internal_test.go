@@ -44,7 +44,7 @@ func TestLoneLoadsShareOneCall(t *testing.T) {
 	svc := newGated()
 	l := NewLoaders(svc, LoaderOptions{})
 	ctx := context.Background()
-	q := Query{Limit: 20}
+	q := PageKey{Limit: 20}
 	var wg sync.WaitGroup
 	results := make([]*Page, 4)
 	wg.Add(1)
@@ -67,7 +67,7 @@ func TestLoneLoadsShareOneCall(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ps, err := l.Pages(ctx, []Query{q, {Limit: 20, Offset: 20}})
+		ps, err := l.Pages(ctx, []PageKey{q, {Limit: 20, Offset: 20}})
 		assert.NoError(t, err)
 		results[3] = ps[0]
 	}()

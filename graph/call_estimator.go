@@ -135,7 +135,7 @@ func versionFiltered(filter map[string]any) bool {
 	}
 	str := func(k string) string { s, _ := filter[k].(string); return s }
 	flag := func(k string) bool { b, _ := filter[k].(bool); return b }
-	q := Query{
+	q := PageKey{
 		Author: str("author"), Search: str("search"), ImageID: str("imageId"),
 		Free: flag("freeOnly"), Official: flag("officialOnly"), AutoStart: flag("autoStartOnly"),
 	}
