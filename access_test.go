@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/graph/graphtest"
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/persisted"
 )
@@ -128,7 +129,7 @@ func TestClientRateLimit(t *testing.T) {
 
 	status, h, out := s.post(t, string(ref), alice)
 	assert.Equal(t, http.StatusTooManyRequests, status)
-	assert.Equal(t, gqlhttp.CodeRateLimited, code(out))
+	assert.Equal(t, codes.RateLimited, code(out))
 	retry, err := strconv.Atoi(h.Get("Retry-After"))
 	require.NoError(t, err, h.Get("Retry-After"))
 	assert.Greater(t, retry, 300, "382 points at 1 a second")
@@ -172,7 +173,7 @@ func TestPersistedOperations(t *testing.T) {
 
 	body, _ := json.Marshal(map[string]any{"query": "{ imageGroups(first: 1) { totalCount } }"})
 	status, _, out := s.post(t, string(body), nil)
-	assert.Equal(t, persisted.CodeNotInList, code(out))
+	assert.Equal(t, codes.PersistedQueryNotInList, code(out))
 	assert.Equal(t, http.StatusOK, status, "a request error, 200 for application/json")
 	_, _, out = s.post(t, string(body), map[string]string{"X-Federation-Secret": "router-secret"})
 	assert.Empty(t, code(out), "a router's plans are in no list")
@@ -221,7 +222,7 @@ func TestAPQOverGET(t *testing.T) {
 	}
 	status, out := get()
 	assert.Equal(t, http.StatusOK, status)
-	assert.Equal(t, persisted.CodeNotFound, code(out))
+	assert.Equal(t, codes.PersistedQueryNotFound, code(out))
 	body, _ := json.Marshal(map[string]any{"query": q, "extensions": json.RawMessage(ext)})
 	_, _, out = s.post(t, string(body), nil)
 	assert.Empty(t, code(out))

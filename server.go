@@ -35,6 +35,7 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/internal/access"
 	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/limits"
@@ -910,7 +911,7 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 					panic(p)
 				}
 				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				gqlhttp.WriteError(w, http.StatusInternalServerError, "internal error", gqlhttp.CodeInternal)
+				gqlhttp.WriteError(w, http.StatusInternalServerError, "internal error", codes.Internal)
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -923,7 +924,7 @@ func withBodyLimit(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
 			gqlhttp.WriteError(w, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body larger than %d bytes", limit), graph.CodeBadUserInput)
+				fmt.Sprintf("request body larger than %d bytes", limit), codes.BadUserInput)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)

@@ -14,18 +14,8 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/compshare/imagegraph/graph/model"
-	"github.com/compshare/imagegraph/internal/gqlhttp"
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/upstream"
-)
-
-// The stable error codes clients see in extensions.code.
-const (
-	CodeBadUserInput        = gqlhttp.CodeBadUserInput
-	CodeUpstreamError       = "UPSTREAM_ERROR"
-	CodeUpstreamUnavailable = "UPSTREAM_UNAVAILABLE"
-	CodeUpstreamTimeout     = "UPSTREAM_TIMEOUT"
-	CodeInternal            = gqlhttp.CodeInternal
-	CodeForbidden           = "FORBIDDEN"
 )
 
 // UserInputError is an argument the API refuses, before any upstream call.
@@ -83,10 +73,10 @@ func errorPresenter(log *slog.Logger, hideSuggestions bool) graphql.ErrorPresent
 		switch {
 		case errors.As(err, &input):
 			gerr.Message = input.Message
-			setCode(gerr, CodeBadUserInput)
+			setCode(gerr, codes.BadUserInput)
 		case errors.As(err, &forbid):
 			gerr.Message = forbid.Message
-			setCode(gerr, CodeForbidden)
+			setCode(gerr, codes.Forbidden)
 		case errors.As(err, &coded):
 			gerr.Message = coded.Error()
 			setCode(gerr, coded.ErrorCode())
@@ -104,7 +94,7 @@ func errorPresenter(log *slog.Logger, hideSuggestions bool) graphql.ErrorPresent
 			// Parse, validation and argument coercion errors from gqlgen:
 			// about the request, with their own codes where gqlgen set one.
 			if gerr.Extensions == nil || gerr.Extensions["code"] == nil {
-				setCode(gerr, CodeBadUserInput)
+				setCode(gerr, codes.BadUserInput)
 			}
 			if hideSuggestions {
 				gerr.Message = withoutSuggestions(gerr.Message)
@@ -162,13 +152,13 @@ func presentAPIError(gerr *gqlerror.Error, api *upstream.APIError) {
 func apiErrorCode(api *upstream.APIError) string {
 	switch api.Kind {
 	case upstream.KindRetCode:
-		return CodeUpstreamError
+		return codes.UpstreamError
 	case upstream.KindTimeout, upstream.KindCanceled:
-		return CodeUpstreamTimeout
+		return codes.UpstreamTimeout
 	case upstream.KindInvalid:
-		return CodeBadUserInput
+		return codes.BadUserInput
 	default:
-		return CodeUpstreamUnavailable
+		return codes.UpstreamUnavailable
 	}
 }
 
@@ -184,7 +174,7 @@ func errorCode(err error) string {
 	case errors.As(err, &api):
 		return apiErrorCode(api)
 	}
-	return CodeInternal
+	return codes.Internal
 }
 
 func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err error) *gqlerror.Error {
@@ -198,7 +188,7 @@ func internal(ctx context.Context, log *slog.Logger, gerr *gqlerror.Error, err e
 		Message:    "internal error",
 		Path:       gerr.Path,
 		Locations:  gerr.Locations,
-		Extensions: map[string]any{"code": CodeInternal},
+		Extensions: map[string]any{"code": codes.Internal},
 	}
 }
 

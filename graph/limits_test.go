@@ -18,6 +18,7 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
@@ -166,19 +167,19 @@ func attacks(t *testing.T, e *env) []attack {
 	}
 	return []attack{
 		// The issue's 20 GiB query: a 100-group page nesting group → versions.
-		{"deep nesting through the version-group cycle", nest(8), nil, limits.CodeMaxDepth},
-		{"nesting within the depth, multiplied out", nest(2), nil, limits.CodeEstimatedCost},
-		{"an alias flood of wide windows (the issue's 300 calls)", aliased(60, `imageGroups(first: 500, orderBy: {field: FAVORITES, direction: ASC}) { nodes { groupId } }`), nil, limits.CodeMaxAliases},
-		{"a root-field flood", "{ " + strings.Repeat("__typename ", 25) + "}", nil, limits.CodeMaxRootFields},
-		{"a directive flood", "{ imageGroups(first: 1) { nodes { " + strings.Repeat("...G @include(if: true) ", 60) + "} } } fragment G on ImageGroup { name }", nil, limits.CodeMaxDirectives},
+		{"deep nesting through the version-group cycle", nest(8), nil, codes.MaxDepth},
+		{"nesting within the depth, multiplied out", nest(2), nil, codes.EstimatedCost},
+		{"an alias flood of wide windows (the issue's 300 calls)", aliased(60, `imageGroups(first: 500, orderBy: {field: FAVORITES, direction: ASC}) { nodes { groupId } }`), nil, codes.MaxAliases},
+		{"a root-field flood", "{ " + strings.Repeat("__typename ", 25) + "}", nil, codes.MaxRootFields},
+		{"a directive flood", "{ imageGroups(first: 1) { nodes { " + strings.Repeat("...G @include(if: true) ", 60) + "} } } fragment G on ImageGroup { name }", nil, codes.MaxDirectives},
 		{"a token flood", "{ imageGroups(first: 1) { nodes { " + strings.Repeat("name @skip(if: false) ", 2000) + "} } }", nil, "GRAPHQL_PARSE_FAILED"},
 		{"field duplication", "{ imageGroups(first: 1) { nodes { " + strings.Repeat("name ", 4000) + "} } }", nil, "GRAPHQL_VALIDATION_FAILED"},
 		{"field duplication through fragments", "{ imageGroups(first: 1) { nodes { ...A } } } fragment A on ImageGroup { " + strings.Repeat("n: name ", 3000) + "}", nil, "GRAPHQL_VALIDATION_FAILED"},
-		{"a fragment bomb", bomb, nil, limits.CodeMaxAliases},
-		{"wide windows multiplied by nesting", `{ imageGroups(first: 500) { nodes { versions(first: 500) { nodes { group { versions(first: 500) { nodes { imageId } } } } } } } }`, nil, limits.CodeEstimatedCost},
-		{"eleven wide windows, each within the limits", aliased(11, `imageGroups(first: 500, filter: {name: "x"}) { nodes { groupId } }`), nil, limits.CodeEstimatedCost},
-		{"too many nodes ids", `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": ids}, limits.CodeEstimatedCost},
-		{"more _entities representations than the budget", `query($reps: [_Any!]!) { _entities(representations: $reps) { ... on ImageGroup { name } } }`, map[string]any{"reps": reps}, limits.CodeEstimatedCost},
+		{"a fragment bomb", bomb, nil, codes.MaxAliases},
+		{"wide windows multiplied by nesting", `{ imageGroups(first: 500) { nodes { versions(first: 500) { nodes { group { versions(first: 500) { nodes { imageId } } } } } } } }`, nil, codes.EstimatedCost},
+		{"eleven wide windows, each within the limits", aliased(11, `imageGroups(first: 500, filter: {name: "x"}) { nodes { groupId } }`), nil, codes.EstimatedCost},
+		{"too many nodes ids", `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, map[string]any{"ids": ids}, codes.EstimatedCost},
+		{"more _entities representations than the budget", `query($reps: [_Any!]!) { _entities(representations: $reps) { ... on ImageGroup { name } } }`, map[string]any{"reps": reps}, codes.EstimatedCost},
 	}
 }
 
@@ -267,7 +268,7 @@ func TestActualUpstreamCallsBounded(t *testing.T) {
 	resp := e.do(t, `query($b: String) { a: imageGroups(last: 5, before: $b) { nodes { groupId } } __typename }`,
 		map[string]any{"b": model.EncodeCursor(1000)})
 	require.Len(t, resp.Errors, 1, string(resp.raw))
-	assert.Equal(t, limits.CodeActualCost, resp.Errors[0].Extensions["code"])
+	assert.Equal(t, codes.ActualCost, resp.Errors[0].Extensions["code"])
 	assert.Equal(t, []any{"a"}, resp.Errors[0].Path)
 	assert.JSONEq(t, `{"a": null, "__typename": "Query"}`, string(resp.Data))
 	assert.EqualValues(t, 1, e.calls(), "the second call never left")
@@ -360,7 +361,7 @@ func TestInflightBound(t *testing.T) {
 			resp := e.do(t, `{ imageGroups(first: 1) { nodes { groupId } } }`, nil)
 			assert.Equal(t, http.StatusServiceUnavailable, resp.status, string(resp.raw))
 			require.Len(t, resp.Errors, 1, string(resp.raw))
-			assert.Equal(t, limits.CodeOverloaded, resp.Errors[0].Extensions["code"])
+			assert.Equal(t, codes.Overloaded, resp.Errors[0].Extensions["code"])
 			assert.EqualValues(t, 1, resp.Errors[0].Extensions["retryAfterSeconds"])
 			assert.Nil(t, resp.Data)
 			close(gate)

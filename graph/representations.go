@@ -10,6 +10,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // representationCheck checks every representation an _entities field is
@@ -77,7 +79,7 @@ type representationProblem struct {
 }
 
 func (p representationProblem) Error() string   { return p.message }
-func (representationProblem) ErrorCode() string { return CodeBadUserInput }
+func (representationProblem) ErrorCode() string { return codes.BadUserInput }
 func (p representationProblem) ErrorExtensions() map[string]any {
 	return map[string]any{"index": p.index}
 }
@@ -103,7 +105,7 @@ func (c *representationCheck) MutateOperationContext(_ context.Context, oc *grap
 		}
 		reps, err := argument(f, "representations", oc.Variables)
 		if err != nil {
-			return &gqlerror.Error{Message: err.Error(), Extensions: map[string]any{"code": CodeBadUserInput}}
+			return &gqlerror.Error{Message: err.Error(), Extensions: map[string]any{"code": codes.BadUserInput}}
 		}
 		checked, found := c.check(graphql.CoerceList(reps))
 		if len(found) == 0 {

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // maxKeyNameLen is the longest key name a keys file may hold.
@@ -196,7 +198,7 @@ func unauthenticatedBody(message string) []byte {
 	enc.SetEscapeHTML(false) // keep <key> readable
 	if err := enc.Encode(struct {
 		Errors []gqlError `json:"errors"`
-	}{[]gqlError{{Message: message, Extensions: ext{Code: "UNAUTHENTICATED"}}}}); err != nil {
+	}{[]gqlError{{Message: message, Extensions: ext{Code: codes.Unauthenticated}}}}); err != nil {
 		panic(err) // cannot happen: fixed strings
 	}
 	return b.Bytes()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // Limiter takes points from a client's bucket.
@@ -190,10 +192,6 @@ type RateLimitedError struct {
 	Burst int
 }
 
-// CodeRateLimited is the code clients see in extensions.code when they are
-// over their limit.
-const CodeRateLimited = "RATE_LIMITED"
-
 // neverFits reports whether the operation costs more than a full bucket.
 func (e *RateLimitedError) neverFits() bool { return e.Burst > 0 && e.Points > e.Burst }
 
@@ -206,8 +204,8 @@ func (e *RateLimitedError) Error() string {
 	return "rate limited: retry after " + strconv.Itoa(e.retryAfterSeconds()) + "s"
 }
 
-// ErrorCode is the code clients see in extensions.code: CodeRateLimited.
-func (e *RateLimitedError) ErrorCode() string { return CodeRateLimited }
+// ErrorCode is the code clients see in extensions.code: codes.RateLimited.
+func (e *RateLimitedError) ErrorCode() string { return codes.RateLimited }
 
 // ErrorExtensions are the extensions clients see besides the code:
 // retryAfterSeconds (whole seconds, at least 1), or, when the operation can

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // dedupeTimeout bounds a shared execution that every requester has left.
@@ -122,7 +124,7 @@ func execute(log *slog.Logger, next http.Handler, r *http.Request, body []byte) 
 		if p := recover(); p != nil {
 			log.ErrorContext(ctx, "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			rec = &recorder{header: http.Header{}}
-			WriteError(rec, http.StatusInternalServerError, "internal error", CodeInternal)
+			WriteError(rec, http.StatusInternalServerError, "internal error", codes.Internal)
 		}
 	}()
 	rec = &recorder{header: http.Header{}}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // TestDedupeRecoversPanics: a panic of the shared execution is answered as
@@ -22,7 +24,7 @@ func TestDedupeRecoversPanics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"{ __typename }"}`)))
 	assert.Equal(t, http.StatusInternalServerError, rec.Code)
-	assert.Contains(t, rec.Body.String(), CodeInternal)
+	assert.Contains(t, rec.Body.String(), codes.Internal)
 	assert.NotContains(t, rec.Body.String(), "kaboom")
 	assert.Contains(t, logs.String(), "kaboom")
 }

@@ -26,29 +26,14 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // DocumentIDExtension is the key under which the transports hand a request's
 // persisted document id (its `documentId`, or Relay's `doc_id`) to the
 // executor's extensions, in RawParams.Extensions.
 const DocumentIDExtension = "documentId"
-
-// CodeRateLimited is the error code of a request refused because its client
-// is over its rate limit: such a request error is answered 429 with a
-// Retry-After header taken from the error's extensions.retryAfterSeconds.
-const CodeRateLimited = "RATE_LIMITED"
-
-// CodeOverloaded is the error code of a request refused because the server
-// runs as much as it may at once: such a request error is answered 503,
-// with Retry-After as for CodeRateLimited.
-const CodeOverloaded = "SERVER_OVERLOADED"
-
-// statusByCode are the statuses of request errors that say the request may
-// succeed later, and come with a Retry-After header.
-var statusByCode = map[string]int{
-	CodeRateLimited: http.StatusTooManyRequests,
-	CodeOverloaded:  http.StatusServiceUnavailable,
-}
 
 const (
 	mediaJSON     = "application/json"
@@ -274,9 +259,10 @@ func withDocumentID(ext map[string]any, ids ...any) map[string]any {
 }
 
 // statusFor is the status of a request error (one refused before
-// execution): 429 when its client is rate limited, 503 when the server is
-// overloaded (statusByCode); for errors gqlgen counts as the protocol's
-// (parse, validation, and the codes extensions register as
+// execution): the status its code has for every client, when it has one
+// (429 when its client is rate limited, 503 when the server is overloaded:
+// internal/codes); for errors gqlgen counts as the protocol's (parse,
+// validation, and the codes internal/codes registers as
 // errcode.KindProtocol, such as the operation limits), 400 for clients that
 // accept application/graphql-response+json; 200 for the rest. GraphQL over
 // HTTP asks for 200 with the errors where the legacy application/json
@@ -284,7 +270,7 @@ func withDocumentID(ext map[string]any, ids ...any) map[string]any {
 func statusFor(errs gqlerror.List, contentType string) int {
 	for _, e := range errs {
 		code, _ := e.Extensions["code"].(string)
-		if status, ok := statusByCode[code]; ok {
+		if status := codes.AlwaysStatus(code); status != 0 {
 			return status
 		}
 	}
@@ -326,9 +312,9 @@ func writeRequestError(w io.Writer, resp *graphql.Response) {
 }
 
 // writePlainError answers a request the transport cannot read: one error
-// with code CodeBadUserInput, no data, not to be cached.
+// with code codes.BadUserInput, no data, not to be cached.
 func writePlainError(w http.ResponseWriter, contentType string, status int, msg string) {
-	writeError(w, contentType, status, msg, CodeBadUserInput)
+	writeError(w, contentType, status, msg, codes.BadUserInput)
 }
 
 // Unsupported is the transport of last resort: it answers every request

@@ -20,6 +20,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/upstream"
 )
@@ -258,7 +259,7 @@ func (s *paramsSpy) MutateOperationParameters(_ context.Context, raw *graphql.Ra
 	s.seen = append(s.seen, raw.Extensions)
 	s.mu.Unlock()
 	if raw.OperationName == "Limited" {
-		return &gqlerror.Error{Message: "slow down", Extensions: map[string]any{"code": gqlhttp.CodeRateLimited, "retryAfterSeconds": 7}}
+		return &gqlerror.Error{Message: "slow down", Extensions: map[string]any{"code": codes.RateLimited, "retryAfterSeconds": 7}}
 	}
 	return nil
 }

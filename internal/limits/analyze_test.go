@@ -12,6 +12,8 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 	"github.com/vektah/gqlparser/v2/validator/rules"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // testSchema exercises every rule of the cost model: @cost on fields, types,
@@ -148,7 +150,7 @@ func TestFragmentBombIsCheap(t *testing.T) {
 	assert.Equal(t, 3, got.Depth)
 	err := DefaultLimits.Check(&got)
 	require.NotNil(t, err)
-	assert.Equal(t, CodeMaxAliases, err.Extensions["code"])
+	assert.Equal(t, codes.MaxAliases, err.Extensions["code"])
 }
 
 // countingEstimator: book makes one call and gives its author state 1, in
@@ -210,14 +212,14 @@ func TestRefusals(t *testing.T) {
 		code    string
 		setting string
 	}{
-		{Result{Depth: 13}, CodeMaxDepth, "MAX_DEPTH"},
-		{Result{Aliases: 31}, CodeMaxAliases, "MAX_ALIASES"},
-		{Result{RootFields: 21}, CodeMaxRootFields, "MAX_ROOT_FIELDS"},
-		{Result{Directives: 51}, CodeMaxDirectives, "MAX_DIRECTIVES"},
-		{Result{Cost: 50001}, CodeEstimatedCost, "MAX_COST"},
-		{Result{Cost: math.Inf(1)}, CodeEstimatedCost, "MAX_COST"},
-		{Result{UpstreamCalls: 51}, CodeEstimatedCost, "MAX_UPSTREAM_CALLS"},
-		{Result{Depth: 13, Cost: 1e9}, CodeMaxDepth, "MAX_DEPTH"},
+		{Result{Depth: 13}, codes.MaxDepth, "MAX_DEPTH"},
+		{Result{Aliases: 31}, codes.MaxAliases, "MAX_ALIASES"},
+		{Result{RootFields: 21}, codes.MaxRootFields, "MAX_ROOT_FIELDS"},
+		{Result{Directives: 51}, codes.MaxDirectives, "MAX_DIRECTIVES"},
+		{Result{Cost: 50001}, codes.EstimatedCost, "MAX_COST"},
+		{Result{Cost: math.Inf(1)}, codes.EstimatedCost, "MAX_COST"},
+		{Result{UpstreamCalls: 51}, codes.EstimatedCost, "MAX_UPSTREAM_CALLS"},
+		{Result{Depth: 13, Cost: 1e9}, codes.MaxDepth, "MAX_DEPTH"},
 	} {
 		err := DefaultLimits.Check(&tc.res)
 		require.NotNil(t, err, tc.code)
@@ -320,7 +322,7 @@ func TestRootFieldsOfAFragmentBomb(t *testing.T) {
 	assert.Equal(t, math.Exp2(60), got.RootFields)
 	err := DefaultLimits.Check(&got)
 	require.NotNil(t, err)
-	assert.Equal(t, CodeMaxRootFields, err.Extensions["code"])
+	assert.Equal(t, codes.MaxRootFields, err.Extensions["code"])
 }
 
 // TestExpandedFields: the fields of an operation with its fragments
@@ -352,12 +354,12 @@ func TestExpandedFields(t *testing.T) {
 	l := Limits{MaxExpandedFields: 100, MaxCost: 1}
 	err := l.Check(&Result{Fields: 101, Cost: 2})
 	require.NotNil(t, err)
-	assert.Equal(t, CodeMaxExpandedFields, err.Extensions["code"])
+	assert.Equal(t, codes.MaxExpandedFields, err.Extensions["code"])
 	assert.Equal(t, "MAX_EXPANDED_FIELDS", err.Extensions["setting"])
 	assert.Equal(t, 100, err.Extensions["limit"])
 	assert.Equal(t, int64(101), err.Extensions["measured"])
 	l.MaxDirectives = 1
-	assert.Equal(t, CodeMaxDirectives, l.Check(&Result{Fields: 101, Directives: 2}).Extensions["code"], "the shape's limits first")
+	assert.Equal(t, codes.MaxDirectives, l.Check(&Result{Fields: 101, Directives: 2}).Extensions["code"], "the shape's limits first")
 	assert.Nil(t, Limits{}.Check(&Result{Fields: math.Inf(1)}), "no bound, no refusal")
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -66,7 +67,7 @@ func (e *BudgetError) Error() string {
 }
 
 // ErrorCode is the code clients see.
-func (e *BudgetError) ErrorCode() string { return CodeActualCost }
+func (e *BudgetError) ErrorCode() string { return codes.ActualCost }
 
 // ErrorExtensions are shown beside the code.
 func (e *BudgetError) ErrorExtensions() map[string]any {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -68,7 +69,7 @@ func TestMeterCountsDistinctCalls(t *testing.T) {
 	_, err := m.DescribeCommunityImages(ctx, page(99))
 	var be *BudgetError
 	require.True(t, errors.As(err, &be), "%v", err)
-	assert.Equal(t, CodeActualCost, be.ErrorCode())
+	assert.Equal(t, codes.ActualCost, be.ErrorCode())
 	assert.Equal(t, 3, be.ErrorExtensions()["limit"])
 	assert.EqualValues(t, 3, svc.calls.Load(), "the refused call never reached the service")
 	assert.Equal(t, 3, b.Calls())

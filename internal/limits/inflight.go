@@ -8,12 +8,9 @@ import (
 	"time"
 
 	"golang.org/x/sync/semaphore"
-)
 
-// CodeOverloaded is the code of an operation refused because the server
-// already runs as much as it may at once (see Inflight): a request error,
-// answered 503 with Retry-After.
-const CodeOverloaded = "SERVER_OVERLOADED"
+	"github.com/compshare/imagegraph/internal/codes"
+)
 
 // The defaults of the in-flight bound. An answer's memory follows its
 // estimated cost (about a kilobyte a point at worst, on the real catalogue:
@@ -34,7 +31,7 @@ const (
 // exhaust the memory their answers take (an answer's size follows its
 // estimated cost: the instances of objects it may hold). An operation waits
 // for room, first come first served, up to Wait; past it, it is refused
-// with CodeOverloaded. An operation costing more than the whole bound runs
+// with codes.Overloaded. An operation costing more than the whole bound runs
 // alone.
 type Inflight struct {
 	max  int64
@@ -123,8 +120,8 @@ func (e *OverloadedError) Error() string {
 	return fmt.Sprintf("the server is busy: it runs operations of at most %d estimated cost at once and had no room for this one's %d in time; retry shortly", e.Max, e.Cost)
 }
 
-// ErrorCode is the code clients see: CodeOverloaded.
-func (e *OverloadedError) ErrorCode() string { return CodeOverloaded }
+// ErrorCode is the code clients see: codes.Overloaded.
+func (e *OverloadedError) ErrorCode() string { return codes.Overloaded }
 
 // ErrorExtensions are what clients see besides the code: when to retry.
 func (e *OverloadedError) ErrorExtensions() map[string]any {

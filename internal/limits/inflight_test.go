@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/limits"
 )
 
@@ -51,7 +52,7 @@ func TestInflightBoundsTheCostRunning(t *testing.T) {
 	var over *limits.OverloadedError
 	require.ErrorAs(t, err, &over, "b still holds 1 of 100: the caller left first")
 	assert.Nil(t, huge)
-	assert.Equal(t, limits.CodeOverloaded, over.ErrorCode())
+	assert.Equal(t, codes.Overloaded, over.ErrorCode())
 	assert.Equal(t, map[string]any{"retryAfterSeconds": 1}, over.ErrorExtensions())
 	assert.EqualValues(t, 100, over.Cost, "clamped to the bound")
 	b()

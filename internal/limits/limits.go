@@ -16,33 +16,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
-// The codes of the refusals, as Apollo Router names the same limits.
-const (
-	CodeMaxDepth      = "MAX_DEPTH_LIMIT"
-	CodeMaxAliases    = "MAX_ALIASES_LIMIT"
-	CodeMaxRootFields = "MAX_ROOT_FIELDS_LIMIT"
-	CodeMaxDirectives = "MAX_DIRECTIVES_LIMIT"
-	// CodeMaxExpandedFields refuses an operation that, every fragment
-	// spread expanded in place, selects more than MaxExpandedFields fields.
-	CodeMaxExpandedFields = "MAX_EXPANDED_FIELDS_LIMIT"
-	CodeEstimatedCost     = "COST_ESTIMATED_TOO_EXPENSIVE"
-	CodeActualCost        = "COST_ACTUAL_TOO_EXPENSIVE"
-	codeValidation        = errcode.ValidationFailed
-	codeBadUserInput      = "BAD_USER_INPUT"
-	defaultFieldRepeats   = 100
-)
-
-func init() {
-	// Refusals before execution are request errors: 400 (or 200 for
-	// application/json clients), as parse and validation errors are.
-	for _, code := range []string{CodeMaxDepth, CodeMaxAliases, CodeMaxRootFields, CodeMaxDirectives, CodeEstimatedCost, CodeMaxExpandedFields} {
-		errcode.RegisterErrorType(code, errcode.KindProtocol)
-	}
-}
+// defaultFieldRepeats is MaxFieldRepeats when none is configured.
+const defaultFieldRepeats = 100
 
 // Limits are the bounds of one operation. A zero or negative bound is no
 // bound.
@@ -115,25 +95,25 @@ func refusal(code, setting string, limit int, measured float64, msg string) *gql
 func (l Limits) Check(r *Result) *gqlerror.Error {
 	switch {
 	case l.MaxDepth > 0 && r.Depth > l.MaxDepth:
-		return refusal(CodeMaxDepth, "MAX_DEPTH", l.MaxDepth, float64(r.Depth),
+		return refusal(codes.MaxDepth, "MAX_DEPTH", l.MaxDepth, float64(r.Depth),
 			fmt.Sprintf("the operation nests fields %d deep, more than the %d allowed", r.Depth, l.MaxDepth))
 	case l.MaxAliases > 0 && r.Aliases > float64(l.MaxAliases):
-		return refusal(CodeMaxAliases, "MAX_ALIASES", l.MaxAliases, r.Aliases,
+		return refusal(codes.MaxAliases, "MAX_ALIASES", l.MaxAliases, r.Aliases,
 			fmt.Sprintf("the operation has %s aliases, more than the %d allowed", count(r.Aliases), l.MaxAliases))
 	case l.MaxRootFields > 0 && r.RootFields > float64(l.MaxRootFields):
-		return refusal(CodeMaxRootFields, "MAX_ROOT_FIELDS", l.MaxRootFields, r.RootFields,
+		return refusal(codes.MaxRootFields, "MAX_ROOT_FIELDS", l.MaxRootFields, r.RootFields,
 			fmt.Sprintf("the operation has %s root fields, more than the %d allowed", count(r.RootFields), l.MaxRootFields))
 	case l.MaxDirectives > 0 && r.Directives > float64(l.MaxDirectives):
-		return refusal(CodeMaxDirectives, "MAX_DIRECTIVES", l.MaxDirectives, r.Directives,
+		return refusal(codes.MaxDirectives, "MAX_DIRECTIVES", l.MaxDirectives, r.Directives,
 			fmt.Sprintf("the operation has %s directives, more than the %d allowed", count(r.Directives), l.MaxDirectives))
 	case l.MaxExpandedFields > 0 && r.Fields > float64(l.MaxExpandedFields):
-		return refusal(CodeMaxExpandedFields, "MAX_EXPANDED_FIELDS", l.MaxExpandedFields, r.Fields,
+		return refusal(codes.MaxExpandedFields, "MAX_EXPANDED_FIELDS", l.MaxExpandedFields, r.Fields,
 			fmt.Sprintf("the operation selects %s fields once its fragments are expanded, more than the %d allowed: spread a fragment where it is needed, not many times over", count(r.Fields), l.MaxExpandedFields))
 	case l.MaxCost > 0 && r.Cost > float64(l.MaxCost):
-		return refusal(CodeEstimatedCost, "MAX_COST", l.MaxCost, r.Cost,
+		return refusal(codes.EstimatedCost, "MAX_COST", l.MaxCost, r.Cost,
 			fmt.Sprintf("the operation's estimated cost is %s, more than the %d allowed", count(r.Cost), l.MaxCost))
 	case l.MaxUpstreamCalls > 0 && r.UpstreamCalls > float64(l.MaxUpstreamCalls):
-		return refusal(CodeEstimatedCost, "MAX_UPSTREAM_CALLS", l.MaxUpstreamCalls, r.UpstreamCalls,
+		return refusal(codes.EstimatedCost, "MAX_UPSTREAM_CALLS", l.MaxUpstreamCalls, r.UpstreamCalls,
 			fmt.Sprintf("the operation may make %s upstream calls, more than the %d allowed", count(r.UpstreamCalls), l.MaxUpstreamCalls))
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // numberOutOfRange returns a BAD_USER_INPUT request error for the first
@@ -96,7 +98,7 @@ func numberOutOfRange(doc *ast.QueryDocument) *gqlerror.Error {
 	}
 	err := &gqlerror.Error{
 		Message:    fmt.Sprintf("the number %s is out of range: an Int must fit in 64 bits and a Float must be finite", clip(bad.Raw)),
-		Extensions: map[string]any{"code": codeBadUserInput},
+		Extensions: map[string]any{"code": codes.BadUserInput},
 	}
 	if bad.Position != nil {
 		err.Locations = []gqlerror.Location{{Line: bad.Position.Line, Column: bad.Position.Column}}
@@ -138,7 +140,7 @@ func variablesOutOfRange(doc *ast.QueryDocument, opName string, vars map[string]
 			}
 			return &gqlerror.Error{
 				Message:    fmt.Sprintf("variable $%s: the number %s is out of range: %s", clip(name), clip(bad), what),
-				Extensions: map[string]any{"code": codeBadUserInput},
+				Extensions: map[string]any{"code": codes.BadUserInput},
 			}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // repeatedField returns a request error when one selection set of doc
@@ -81,7 +83,7 @@ func repeatedField(doc *ast.QueryDocument, max int) *gqlerror.Error {
 			return &gqlerror.Error{
 				Message: fmt.Sprintf("%q is selected %d times in one selection set, more than the %d allowed: select it once", name, worst, max),
 				Extensions: map[string]any{
-					"code":     codeValidation,
+					"code":     codes.ValidationFailed,
 					"limit":    max,
 					"measured": worst,
 				},

@@ -11,27 +11,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-)
 
-// The codes of the errors the extension answers with, in extensions.code.
-const (
-	// CodeNotFound: the document of a hash or documentId is not known
-	// (any more). An APQ client sends it again with its text.
-	CodeNotFound = "PERSISTED_QUERY_NOT_FOUND"
-	// CodeNotSupported: the server keeps no APQ documents, or the client
-	// speaks a version of APQ other than 1. An APQ client stops sending
-	// hashes alone.
-	CodeNotSupported = "PERSISTED_QUERY_NOT_SUPPORTED"
-	// CodeHashMismatch: the request's query is not the document its
-	// sha256Hash or documentId names.
-	CodeHashMismatch = "PERSISTED_QUERY_HASH_MISMATCH"
-	// CodeNotInList: the server runs only listed operations, and this one
-	// is not listed.
-	CodeNotInList = "PERSISTED_QUERY_NOT_IN_LIST"
-	// CodeInvalid: the request's documentId or persistedQuery extension is
-	// malformed (not a string, not an object, a version that is not a
-	// number, a hash that is not 64 hex digits).
-	CodeInvalid = "PERSISTED_QUERY_INVALID"
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // The messages Apollo Client's and urql's persisted-query links match on.
@@ -40,22 +21,6 @@ const (
 	messageNotSupported = "PersistedQueryNotSupported"
 	messageNotInList    = "this server runs only persisted operations, and this one is not in its list"
 )
-
-func init() {
-	// Errors of kind KindProtocol are request errors: gqlgen's HTTP
-	// transports answer them with a 4xx status. A miss (CodeNotFound) and
-	// CodeNotSupported must answer 200, as KindUser errors do: Apollo
-	// Client's persisted-queries link turns APQ off for good when it sees a
-	// 400 or a 500, so a 4xx miss would stop the client from ever sending
-	// a hash again. They are registered here, not left to the default, so
-	// that no other registration can make them 4xx behind this package's
-	// back.
-	errcode.RegisterErrorType(CodeNotFound, errcode.KindUser)
-	errcode.RegisterErrorType(CodeNotSupported, errcode.KindUser)
-	errcode.RegisterErrorType(CodeHashMismatch, errcode.KindProtocol)
-	errcode.RegisterErrorType(CodeNotInList, errcode.KindProtocol)
-	errcode.RegisterErrorType(CodeInvalid, errcode.KindProtocol)
-}
 
 // DocumentIDExtension is the key under which the transport puts a request's
 // documentId (or doc_id) in RawParams.Extensions.
@@ -160,10 +125,10 @@ func (e *Extension) byDocumentID(v any, raw *graphql.RawParams, rec *record) *gq
 		op, found = e.Manifest.lookupHash(strings.ToLower(hex))
 	}
 	if !found {
-		return coded(CodeNotFound, messageNotFound)
+		return coded(codes.PersistedQueryNotFound, messageNotFound)
 	}
 	if raw.Query != "" && raw.Query != op.Body {
-		return coded(CodeHashMismatch, fmt.Sprintf("the query is not the document of documentId %q", id))
+		return coded(codes.PersistedQueryHashMismatch, fmt.Sprintf("the query is not the document of documentId %q", id))
 	}
 	raw.Query = op.Body
 	rec.listed = true
@@ -188,7 +153,7 @@ func (e *Extension) byHash(ctx context.Context, v any, raw *graphql.RawParams, r
 	if n != 1 {
 		// Apollo's answer to a version it does not speak: the client falls
 		// back to sending documents.
-		return coded(CodeNotSupported, messageNotSupported)
+		return coded(codes.PersistedQueryNotSupported, messageNotSupported)
 	}
 	hash, _ := ext["sha256Hash"].(string)
 	if !isSHA256Hex(hash) {
@@ -203,11 +168,11 @@ func (e *Extension) byHash(ctx context.Context, v any, raw *graphql.RawParams, r
 			return nil
 		}
 		if e.Store == nil {
-			return coded(CodeNotSupported, messageNotSupported)
+			return coded(codes.PersistedQueryNotSupported, messageNotSupported)
 		}
 		query, ok := e.Store.Get(ctx, hash)
 		if !ok {
-			return coded(CodeNotFound, messageNotFound)
+			return coded(codes.PersistedQueryNotFound, messageNotFound)
 		}
 		raw.Query = query
 		rec.listed = e.Manifest.Contains(query)
@@ -215,7 +180,7 @@ func (e *Extension) byHash(ctx context.Context, v any, raw *graphql.RawParams, r
 	}
 
 	if hashOf(raw.Query) != hash {
-		return coded(CodeHashMismatch, "the sha256Hash of the persistedQuery extension is not the hash of the query")
+		return coded(codes.PersistedQueryHashMismatch, "the sha256Hash of the persistedQuery extension is not the hash of the query")
 	}
 	rec.listed = rec.listed || e.Manifest.Contains(raw.Query)
 	if !rec.listed && e.Store != nil {
@@ -251,7 +216,7 @@ func (e *Extension) MutateOperationContext(ctx context.Context, oc *graphql.Oper
 	if !oc.DisableIntrospection && introspectionOnly(oc) {
 		return nil // but a client may not store it
 	}
-	return coded(CodeNotInList, messageNotInList)
+	return coded(codes.PersistedQueryNotInList, messageNotInList)
 }
 
 // register stores the document of an APQ registration that passed.
@@ -364,5 +329,5 @@ func coded(code, message string) *gqlerror.Error {
 }
 
 func invalidf(format string, args ...any) *gqlerror.Error {
-	return coded(CodeInvalid, fmt.Sprintf(format, args...))
+	return coded(codes.PersistedQueryInvalid, fmt.Sprintf(format, args...))
 }

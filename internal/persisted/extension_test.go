@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/compshare/imagegraph/internal/codes"
 )
 
 // newServer starts a gqlgen server over testSchema with ext, and returns its
@@ -131,7 +133,7 @@ func assertRefused(t *testing.T, res response, code string) {
 	assert.Equal(t, code, res.code(), res.Errors[0].Message)
 	assert.Nil(t, res.Data)
 	switch code {
-	case CodeNotFound, CodeNotSupported:
+	case codes.PersistedQueryNotFound, codes.PersistedQueryNotSupported:
 		assert.Equal(t, http.StatusOK, res.status, "an APQ client turns APQ off for good on a 4xx or 5xx")
 	default:
 		assert.GreaterOrEqual(t, res.status, 400)
@@ -154,7 +156,7 @@ func TestAPQ(t *testing.T) {
 
 	// A miss asks for the document, in the words the clients match on.
 	res := post(t, url, request{Extensions: apq(hash)})
-	assertRefused(t, res, CodeNotFound)
+	assertRefused(t, res, codes.PersistedQueryNotFound)
 	assert.Equal(t, "PersistedQueryNotFound", res.Errors[0].Message)
 
 	// The document with its hash runs, and is stored for next time.
@@ -189,48 +191,48 @@ func TestAPQRefusals(t *testing.T) {
 		{
 			name: "hash mismatch",
 			req:  request{Query: getName, Extensions: apq(hashOf(getImages))},
-			code: CodeHashMismatch,
+			code: codes.PersistedQueryHashMismatch,
 		},
 		{
 			name: "unknown version",
 			req: request{Extensions: map[string]any{
 				"persistedQuery": map[string]any{"version": 2, "sha256Hash": hashOf(getName)},
 			}},
-			code: CodeNotSupported,
+			code: codes.PersistedQueryNotSupported,
 		},
 		{
 			name: "version that is not a number",
 			req: request{Extensions: map[string]any{
 				"persistedQuery": map[string]any{"version": "1", "sha256Hash": hashOf(getName)},
 			}},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 		{
 			name: "no version",
 			req: request{Extensions: map[string]any{
 				"persistedQuery": map[string]any{"sha256Hash": hashOf(getName)},
 			}},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 		{
 			name: "extension that is not an object",
 			req:  request{Extensions: map[string]any{"persistedQuery": "yes"}},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 		{
 			name: "hash that is not hex",
 			req:  request{Extensions: apq(strings.Repeat("z", 64))},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 		{
 			name: "hash too short",
 			req:  request{Extensions: apq(hashOf(getName)[:63])},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 		{
 			name: "hash missing",
 			req:  request{Extensions: map[string]any{"persistedQuery": map[string]any{"version": 1}}},
-			code: CodeInvalid,
+			code: codes.PersistedQueryInvalid,
 		},
 	}
 	for _, tt := range tests {
@@ -246,7 +248,7 @@ func TestAPQWithoutStore(t *testing.T) {
 	url := newServer(t, &Extension{Manifest: testManifest(t)}, true)
 
 	res := post(t, url, request{Extensions: apq(hashOf(unlisted))})
-	assertRefused(t, res, CodeNotSupported)
+	assertRefused(t, res, codes.PersistedQueryNotSupported)
 	assert.Equal(t, "PersistedQueryNotSupported", res.Errors[0].Message)
 
 	// A document sent with its hash still runs; listed ones come by hash.
@@ -269,12 +271,12 @@ func TestDocumentID(t *testing.T) {
 		{name: "by id that is a hash", req: request{Extensions: docID(hashOf(getImages))}, ran: getImages},
 		{name: "with the same query", req: request{Query: getName, Extensions: docID("get-name")}, ran: getName},
 		{name: "with its hash too", req: request{Extensions: merge(docID("get-name"), apq(hashOf(getName)))}, ran: getName},
-		{name: "unknown id", req: request{Extensions: docID("nope")}, code: CodeNotFound},
-		{name: "unlisted hash", req: request{Extensions: docID("sha256:" + hashOf(unlisted))}, code: CodeNotFound},
-		{name: "with another query", req: request{Query: unlisted, Extensions: docID("get-name")}, code: CodeHashMismatch},
-		{name: "with another hash", req: request{Extensions: merge(docID("get-name"), apq(hashOf(rename)))}, code: CodeHashMismatch},
-		{name: "not a string", req: request{Extensions: docID(42)}, code: CodeInvalid},
-		{name: "empty", req: request{Extensions: docID("")}, code: CodeInvalid},
+		{name: "unknown id", req: request{Extensions: docID("nope")}, code: codes.PersistedQueryNotFound},
+		{name: "unlisted hash", req: request{Extensions: docID("sha256:" + hashOf(unlisted))}, code: codes.PersistedQueryNotFound},
+		{name: "with another query", req: request{Query: unlisted, Extensions: docID("get-name")}, code: codes.PersistedQueryHashMismatch},
+		{name: "with another hash", req: request{Extensions: merge(docID("get-name"), apq(hashOf(rename)))}, code: codes.PersistedQueryHashMismatch},
+		{name: "not a string", req: request{Extensions: docID(42)}, code: codes.PersistedQueryInvalid},
+		{name: "empty", req: request{Extensions: docID("")}, code: codes.PersistedQueryInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -296,7 +298,7 @@ func TestDocumentIDWithoutManifest(t *testing.T) {
 	url := newServer(t, &Extension{Store: store}, true)
 
 	// documentIds name listed documents only, never APQ ones.
-	assertRefused(t, post(t, url, request{Extensions: docID("sha256:" + hashOf(getName))}), CodeNotFound)
+	assertRefused(t, post(t, url, request{Extensions: docID("sha256:" + hashOf(getName))}), codes.PersistedQueryNotFound)
 }
 
 func TestListedByText(t *testing.T) {
@@ -341,7 +343,7 @@ func TestOnly(t *testing.T) {
 			t.Parallel()
 			res := post(t, url, tt.req)
 			if tt.ran == "" {
-				assertRefused(t, res, CodeNotInList)
+				assertRefused(t, res, codes.PersistedQueryNotInList)
 				assert.Equal(t, "this server runs only persisted operations, and this one is not in its list", res.Errors[0].Message)
 				return
 			}
@@ -354,8 +356,8 @@ func TestOnlyRefusesIntrospectionWhenItIsOff(t *testing.T) {
 	t.Parallel()
 	url := newServer(t, &Extension{Manifest: testManifest(t), Only: true}, false)
 
-	assertRefused(t, post(t, url, request{Query: introspect}), CodeNotInList)
-	assertRefused(t, post(t, url, request{Query: typenameFragment}), CodeNotInList)
+	assertRefused(t, post(t, url, request{Query: introspect}), codes.PersistedQueryNotInList)
+	assertRefused(t, post(t, url, request{Query: typenameFragment}), codes.PersistedQueryNotInList)
 	assertRan(t, post(t, url, request{Query: getName}), getName, true)
 }
 
@@ -366,7 +368,7 @@ func TestOnlyWithoutManifestRunsOnlyTrusted(t *testing.T) {
 	}
 	url := newServer(t, &Extension{Only: true, Trusted: trusted}, true)
 
-	assertRefused(t, post(t, url, request{Query: getName}), CodeNotInList)
+	assertRefused(t, post(t, url, request{Query: getName}), codes.PersistedQueryNotInList)
 	assertRan(t, post(t, url, request{Query: getName, header: http.Header{"X-Router": {"1"}}}), getName, false)
 }
 
@@ -380,10 +382,10 @@ func TestOnlyDoesNotStoreUnlistedRegistrations(t *testing.T) {
 	url := newServer(t, &Extension{Store: store, Manifest: testManifest(t), Only: true, Trusted: trusted}, true)
 
 	// An unlisted document is refused, and not stored.
-	assertRefused(t, post(t, url, request{Query: unlisted, Extensions: apq(hashOf(unlisted))}), CodeNotInList)
+	assertRefused(t, post(t, url, request{Query: unlisted, Extensions: apq(hashOf(unlisted))}), codes.PersistedQueryNotInList)
 	_, ok := store.Get(ctx, hashOf(unlisted))
 	assert.False(t, ok)
-	assertRefused(t, post(t, url, request{Extensions: apq(hashOf(unlisted))}), CodeNotFound)
+	assertRefused(t, post(t, url, request{Extensions: apq(hashOf(unlisted))}), codes.PersistedQueryNotFound)
 
 	// Nor is an introspection-only one, though it runs.
 	assertRan(t, post(t, url, request{Query: introspect, Extensions: apq(hashOf(introspect))}), introspect, false)
@@ -398,7 +400,7 @@ func TestOnlyDoesNotStoreUnlistedRegistrations(t *testing.T) {
 	assertRan(t, post(t, url, request{Extensions: apq(hashOf(unlisted)), header: router}), unlisted, false)
 
 	// What a trusted request stored runs for it alone.
-	assertRefused(t, post(t, url, request{Extensions: apq(hashOf(unlisted))}), CodeNotInList)
+	assertRefused(t, post(t, url, request{Extensions: apq(hashOf(unlisted))}), codes.PersistedQueryNotInList)
 }
 
 func TestExtensionNameAndValidate(t *testing.T) {
