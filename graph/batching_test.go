@@ -10,14 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
 // referenceQuery is the README's reference operation.
-const referenceQuery = graphtest.ReferenceQuery
+const referenceQuery = testkit.ReferenceQuery
 
 // TestUnfilteredPageIsOneCall: nested versions, latestVersion and group of an
 // unfiltered page all come from its one response.

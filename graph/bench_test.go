@@ -10,8 +10,8 @@ import (
 	"github.com/vektah/gqlparser/v2/validator/rules"
 
 	"github.com/compshare/imagegraph/graph"
-	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -21,7 +21,7 @@ import (
 // versions and latestVersion.
 func BenchmarkReferenceOperation(b *testing.B) {
 	e := newEnv(b)
-	graphtest.Measure(b, graphtest.Poster(b, e.api.URL, referenceQuery, 1000))
+	testkit.Measure(b, testkit.Poster(b, e.api.URL, referenceQuery, 1000))
 }
 
 // BenchmarkBareClientCall is the same page fetched by the client alone
@@ -42,14 +42,14 @@ func benchBareClientCall(b *testing.B, opts ...sandbox.Option) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := graphtest.CPUTime()
+	start := testkit.CPUTime()
 	for b.Loop() {
 		resp, err := e.client.DescribeCommunityImages(ctx, req)
 		if err != nil || len(resp.CompshareImageGroup) != 20 {
 			b.Fatal(err)
 		}
 	}
-	graphtest.ReportCPU(b, start)
+	testkit.ReportCPU(b, start)
 }
 
 // BenchmarkAnalyzeReference is the limits' one walk of the reference
@@ -69,12 +69,12 @@ func BenchmarkAnalyzeReference(b *testing.B) {
 	oc := &graphql.OperationContext{Doc: doc, Operation: doc.Operations[0], Variables: map[string]any{}}
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := graphtest.CPUTime()
+	start := testkit.CPUTime()
 	for b.Loop() {
 		res := ext.Analyze(oc)
 		if err := limits.DefaultLimits.Check(&res); err != nil || res.UpstreamCalls != 1 {
 			b.Fatal(err, res)
 		}
 	}
-	graphtest.ReportCPU(b, start)
+	testkit.ReportCPU(b, start)
 }

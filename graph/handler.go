@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -60,8 +59,8 @@ type HandlerConfig struct {
 	// of the handler; the default is a documents.Cache of
 	// DocumentCacheBytes.
 	QueryCache graphql.Cache[*ast.QueryDocument]
-	// DocumentCacheBytes bounds the default query cache (default
-	// DefaultDocumentCacheBytes).
+	// DocumentCacheBytes bounds the default query cache (0:
+	// documents.DefaultMaxBytes).
 	DocumentCacheBytes int64
 	// ParserTokenLimit stops the parser at this many tokens (0: no limit);
 	// a longer document is a GRAPHQL_PARSE_FAILED request error.
@@ -91,12 +90,6 @@ type HandlerConfig struct {
 	Extensions []graphql.HandlerExtension
 }
 
-// DefaultDocumentCacheBytes bounds the parsed documents the executors keep
-// when nothing else is configured: a thousand operations of the size of
-// GraphiQL's introspection query, or sixteen of the largest that
-// MAX_TOKENS' default lets through.
-const DefaultDocumentCacheBytes = 16 << 20
-
 // DefaultMaxPageSize is the bound on first and last when none is configured.
 const DefaultMaxPageSize = model.DefaultMaxPageSize
 
@@ -108,14 +101,7 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.QueryCache == nil {
 		// One cache for both executors: they share the schema, so a
 		// document validated for one is valid for the other.
-		docs, err := documents.New(documents.Options{
-			MaxBytes:  cmp.Or(cfg.DocumentCacheBytes, DefaultDocumentCacheBytes),
-			MaxTokens: cfg.ParserTokenLimit,
-		})
-		if err != nil {
-			panic(err) // only for a negative bound, which settings refuse
-		}
-		cfg.QueryCache = docs
+		cfg.QueryCache = documents.New(documents.Options{MaxBytes: cfg.DocumentCacheBytes, MaxTokens: cfg.ParserTokenLimit})
 	}
 	srv, resolver := newServer(cfg)
 	var exec http.Handler = srv

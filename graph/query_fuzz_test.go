@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // FuzzQuery posts arbitrary documents with arbitrary variables to the API
@@ -17,7 +17,7 @@ import (
 // INTERNAL_SERVER_ERROR), and nothing is logged at ERROR.
 func FuzzQuery(f *testing.F) {
 	for _, seed := range []struct{ query, vars string }{
-		{graphtest.ReferenceQuery, `{}`},
+		{testkit.ReferenceQuery, `{}`},
 		{`query($n: Int, $a: String) { imageGroups(first: $n, after: $a) { totalCount edges { cursor } } }`, `{"n": 3, "a": "cG9zOjE="}`},
 		{`query($f: ImageFilter, $o: ImageOrder) { imageGroups(first: 2, filter: $f, orderBy: $o) { nodes { name } } }`, `{"f": {"tags": ["x"], "freeOnly": true}, "o": {"field": "FAVORITES", "direction": "ASC"}}`},
 		{`{ node(id: "SW1hZ2VHcm91cDp4") { id ... on ImageGroup { name } } nodes(ids: ["", "x"]) { id } }`, `{}`},

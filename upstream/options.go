@@ -215,11 +215,15 @@ func WithLogger(l *slog.Logger) Option {
 // failures consecutive upstream faults (see IsUpstreamFault; a call counts
 // once, after its retries) the circuit opens and calls fail at once with
 // KindCircuitOpen for cooldown; then one probe call decides whether it
-// closes again. Without this option there is no breaker.
+// closes again. Without this option, or with failures 0, there is no
+// breaker.
 func WithCircuitBreaker(failures int, cooldown time.Duration) Option {
 	return func(c *Client) error {
-		if failures < 1 {
-			return fmt.Errorf("upstream: WithCircuitBreaker: failures must be at least 1, got %d", failures)
+		switch {
+		case failures == 0:
+			return nil // no breaker
+		case failures < 0:
+			return fmt.Errorf("upstream: WithCircuitBreaker: failures must not be negative, got %d", failures)
 		}
 		if cooldown <= 0 {
 			return fmt.Errorf("upstream: WithCircuitBreaker: cooldown must be positive, got %s", cooldown)

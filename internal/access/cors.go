@@ -43,23 +43,15 @@ const PreflightMaxAge = 600
 // without calling the wrapped handler, and adds the CORS response headers to
 // every other request from an allowed origin before passing it on.
 //
-// Each entry of allowedOrigins is "*" (any origin; then it must be the only
-// entry) or scheme://host[:port] with scheme http or https and no path,
-// query, fragment or user info. Entries are trimmed, a trailing slash is
-// stripped, empty entries are ignored, and a default port (:80 for http,
-// :443 for https) is dropped, as browsers drop it from Origin. When no entry
-// is left, the middleware returns the handler unchanged: no CORS headers, so
-// browsers keep to the same origin.
+// origins are what ParseOrigins returns: "*" alone, or origins as browsers
+// send them. With none, the middleware returns the handler unchanged: no
+// CORS headers, so browsers keep to the same origin.
 //
 // Credentials (cookies, client certificates) are never allowed: API keys go
 // in headers, which AllowedHeaders lists.
-func CORS(allowedOrigins []string) (func(http.Handler) http.Handler, error) {
-	origins, err := parseOrigins(allowedOrigins)
-	if err != nil {
-		return nil, err
-	}
+func CORS(origins []string) func(http.Handler) http.Handler {
 	if len(origins) == 0 {
-		return func(next http.Handler) http.Handler { return next }, nil
+		return func(next http.Handler) http.Handler { return next }
 	}
 	c := cors.New(cors.Options{
 		AllowedOrigins:       origins,
@@ -71,11 +63,16 @@ func CORS(allowedOrigins []string) (func(http.Handler) http.Handler, error) {
 		OptionsPassthrough:   false,
 		OptionsSuccessStatus: http.StatusNoContent,
 	})
-	return c.Handler, nil
+	return c.Handler
 }
 
-// parseOrigins checks and normalises the allowed origins.
-func parseOrigins(entries []string) ([]string, error) {
+// ParseOrigins checks and normalises allowed origins. Each entry is "*"
+// (any origin; then it must be the only entry) or scheme://host[:port] with
+// scheme http or https and no path, query, fragment or user info. Entries
+// are trimmed, a trailing slash is stripped, empty entries are ignored, and
+// a default port (:80 for http, :443 for https) is dropped, as browsers
+// drop it from Origin.
+func ParseOrigins(entries []string) ([]string, error) {
 	var origins []string
 	anyOrigin := false
 	for _, e := range entries {

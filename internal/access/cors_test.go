@@ -18,8 +18,9 @@ import (
 // 200 "next", and reports whether that handler ran.
 func corsServe(t *testing.T, origins []string, req *http.Request) (*httptest.ResponseRecorder, bool) {
 	t.Helper()
-	mw, err := access.CORS(origins)
+	parsed, err := access.ParseOrigins(origins)
 	require.NoError(t, err)
+	mw := access.CORS(parsed)
 	called := false
 	h := mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		called = true
@@ -167,8 +168,9 @@ func TestCORSNormalisesOrigins(t *testing.T) {
 func TestCORSOff(t *testing.T) {
 	t.Parallel()
 	for _, origins := range [][]string{nil, {}, {"", "  "}} {
-		mw, err := access.CORS(origins)
+		parsed, err := access.ParseOrigins(origins)
 		require.NoError(t, err)
+		mw := access.CORS(parsed)
 		next := &okHandler{}
 		h := mw(next)
 		assert.Same(t, next, h, "the very handler comes back: no CORS at all")
@@ -209,9 +211,9 @@ func TestCORSBadOrigins(t *testing.T) {
 	} {
 		t.Run(bad, func(t *testing.T) {
 			t.Parallel()
-			mw, err := access.CORS([]string{"https://ok.example", bad})
+			parsed, err := access.ParseOrigins([]string{"https://ok.example", bad})
 			require.Error(t, err)
-			assert.Nil(t, mw)
+			assert.Nil(t, parsed)
 			assert.Contains(t, err.Error(), strconv.Quote(bad), "the error names the bad entry")
 		})
 	}
@@ -219,7 +221,7 @@ func TestCORSBadOrigins(t *testing.T) {
 
 func TestCORSStarMustBeAlone(t *testing.T) {
 	t.Parallel()
-	_, err := access.CORS([]string{"*", "https://app.example.com"})
+	_, err := access.ParseOrigins([]string{"*", "https://app.example.com"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"*"`)
 	assert.Contains(t, err.Error(), "https://app.example.com")

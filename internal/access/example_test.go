@@ -25,14 +25,12 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	cors, err := access.CORS([]string{"https://app.example.com"})
+	origins, err := access.ParseOrigins([]string{"https://app.example.com"})
 	if err != nil {
 		panic(err)
 	}
-	limiter, err := access.NewLocalLimiter(10, 100)
-	if err != nil {
-		panic(err)
-	}
+	cors := access.CORS(origins)
+	limiter := access.NewLocalLimiter(10, 100)
 	limit := &access.RateLimit{Limiter: limiter, Burst: 100}
 
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -122,6 +123,19 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// LogAttrs are the attributes of a request's client in its log line: its
+// address, and its name once a key or a secret named it.
+func LogAttrs(r *http.Request) []slog.Attr {
+	c := ClientFrom(r.Context())
+	if c == nil {
+		return nil
+	}
+	if c.Name != "" {
+		return []slog.Attr{slog.String("client_addr", c.Addr), slog.String("client", c.Name)}
+	}
+	return []slog.Attr{slog.String("client_addr", c.Addr)}
 }
 
 // ParseTrustedProxies parses a comma-separated list of CIDRs or single IP

@@ -252,6 +252,23 @@ func Authenticate(keys *Keys, next http.Handler) http.Handler {
 	})
 }
 
+// Exempt sends a request that exempt vouches for (a federation router that
+// carries its secret, say: a credential of its own) straight to next, its
+// Client named name, and every other request to guarded (Authenticate
+// around next).
+func Exempt(exempt func(*http.Request) bool, name string, next, guarded http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if exempt(r) {
+			if c := ClientFrom(r.Context()); c != nil {
+				c.Name = name
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	})
+}
+
 // bearerToken returns the token of an "Authorization: Bearer <token>" header,
 // or "" when the header holds no bearer token.
 func bearerToken(h string) string {

@@ -57,22 +57,19 @@ type bucket struct {
 }
 
 // NewLocalLimiter returns a LocalLimiter whose buckets refill at rate points
-// per second (> 0) and hold burst points (>= 1).
-func NewLocalLimiter(rate float64, burst int) (*LocalLimiter, error) {
+// per second and hold burst points. It takes them as the settings checked
+// them: rate must be a positive, finite number (it panics otherwise: there
+// is no limiter of no rate), and a burst under 1 is 1.
+func NewLocalLimiter(rate float64, burst int) *LocalLimiter {
 	return newLocalLimiter(rate, burst, MaxLimiterKeys)
 }
 
 // newLocalLimiter is NewLocalLimiter keeping at most maxKeys buckets.
-func newLocalLimiter(rate float64, burst, maxKeys int) (*LocalLimiter, error) {
+func newLocalLimiter(rate float64, burst, maxKeys int) *LocalLimiter {
 	if !(rate > 0) || math.IsInf(rate, 1) {
-		return nil, fmt.Errorf("rate limit: the rate must be a positive number of points per second, not %v", rate)
+		panic(fmt.Sprintf("access: a rate limit of %v points per second", rate))
 	}
-	if burst < 1 {
-		return nil, fmt.Errorf("rate limit: the burst must be at least 1 point, not %d", burst)
-	}
-	if maxKeys < 1 {
-		return nil, fmt.Errorf("rate limit: the number of buckets kept must be at least 1, not %d", maxKeys)
-	}
+	burst, maxKeys = max(burst, 1), max(maxKeys, 1)
 	idle := min(seconds(float64(burst)/rate), maxBucketExpiry-time.Second) + time.Second
 	return &LocalLimiter{
 		rate:  rate,
@@ -82,7 +79,7 @@ func newLocalLimiter(rate float64, burst, maxKeys int) (*LocalLimiter, error) {
 			MaximumSize:      maxKeys,
 			ExpiryCalculator: otter.ExpiryAccessing[string, *bucket](idle),
 		}),
-	}, nil
+	}
 }
 
 // Take takes n points from key's bucket. When the bucket holds fewer, it

@@ -26,8 +26,7 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 // newTestLimiter is a LocalLimiter on a fake clock.
 func newTestLimiter(t *testing.T, rate float64, burst int) (*LocalLimiter, *fakeClock) {
 	t.Helper()
-	l, err := NewLocalLimiter(rate, burst)
-	require.NoError(t, err)
+	l := NewLocalLimiter(rate, burst)
 	clk := &fakeClock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 	l.now = clk.now
 	return l, clk
@@ -107,20 +106,17 @@ func TestLocalLimiterTakeOutOfRange(t *testing.T) {
 	assert.True(t, ok, "out-of-range calls took nothing")
 }
 
-func TestNewLocalLimiterValidates(t *testing.T) {
+// TestNewLocalLimiterTakesCheckedValues: the settings check the rate and the
+// burst; a limiter of no rate is a wiring bug and panics, and a burst under
+// one point is one.
+func TestNewLocalLimiterTakesCheckedValues(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		rate  float64
-		burst int
-	}{
-		{0, 10}, {-1, 10}, {math.NaN(), 10}, {math.Inf(1), 10}, {1, 0}, {1, -5},
-	} {
-		l, err := NewLocalLimiter(tc.rate, tc.burst)
-		assert.Error(t, err, "rate=%v burst=%d", tc.rate, tc.burst)
-		assert.Nil(t, l)
+	for _, rate := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		assert.Panics(t, func() { NewLocalLimiter(rate, 10) }, "rate=%v", rate)
 	}
-	_, err := newLocalLimiter(1, 1, 0)
-	assert.Error(t, err)
+	l := newLocalLimiter(1, -5, 0)
+	assert.Equal(t, 1.0, l.burst)
+	assert.Equal(t, uint64(1), l.buckets.GetMaximum())
 }
 
 func TestLocalLimiterConcurrent(t *testing.T) {
@@ -156,8 +152,7 @@ func TestLocalLimiterForgetsIdleBuckets(t *testing.T) {
 func TestLocalLimiterBoundsMemory(t *testing.T) {
 	t.Parallel()
 	const maxKeys = 100
-	l, err := newLocalLimiter(1, 10, maxKeys)
-	require.NoError(t, err)
+	l := newLocalLimiter(1, 10, maxKeys)
 	assert.Equal(t, uint64(maxKeys), l.buckets.GetMaximum())
 	for i := range 20 * maxKeys {
 		ok, _, err := l.Take(context.Background(), fmt.Sprintf("addr:10.0.%d.%d", i/256, i%256), 1)
@@ -185,8 +180,7 @@ func TestLocalLimiterAbsurdRate(t *testing.T) {
 
 func TestNewLocalLimiterDefaultBound(t *testing.T) {
 	t.Parallel()
-	l, err := NewLocalLimiter(10, 100)
-	require.NoError(t, err)
+	l := NewLocalLimiter(10, 100)
 	assert.Equal(t, uint64(100_000), l.buckets.GetMaximum())
 }
 

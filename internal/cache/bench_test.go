@@ -3,8 +3,8 @@ package cache_test
 import (
 	"testing"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // BenchmarkCacheHit is the reference operation answered from the cache,
@@ -12,7 +12,7 @@ import (
 // warm (compare graph's BenchmarkReferenceOperation, which goes upstream).
 func BenchmarkCacheHit(b *testing.B) {
 	e := newEnv(b, cache.Options{})
-	graphtest.Measure(b, graphtest.Poster(b, e.api.URL, graphtest.ReferenceQuery, 1000))
+	testkit.Measure(b, testkit.Poster(b, e.api.URL, testkit.ReferenceQuery, 1000))
 	if calls := e.calls(); calls != 1 {
 		b.Fatalf("%d upstream calls", calls)
 	}

@@ -21,7 +21,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -98,16 +97,18 @@ type entry struct {
 	refreshing atomic.Bool
 }
 
-// New returns a Cache in front of next.
-func New(next upstream.Service, opts Options) (*Cache, error) {
-	switch {
-	case opts.TTL <= 0:
-		return nil, errors.New("cache: TTL must be positive")
-	case opts.StaleWhileRevalidate < 0 || opts.StaleIfError < 0:
-		return nil, errors.New("cache: the stale windows must not be negative")
-	case opts.MaxBytes < 1:
-		return nil, errors.New("cache: MaxBytes must be positive")
+// New returns a Cache in front of next. It takes opts as they are (the
+// settings checked them): a TTL or MaxBytes that is not positive takes its
+// default, a negative stale window is none.
+func New(next upstream.Service, opts Options) *Cache {
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
 	}
+	if opts.MaxBytes < 1 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	opts.StaleWhileRevalidate = max(opts.StaleWhileRevalidate, 0)
+	opts.StaleIfError = max(opts.StaleIfError, 0)
 	c := &Cache{next: next, opts: opts, now: opts.Now, log: opts.Log, tier: opts.Tier, writes: make(chan struct{}, maxTierWrites)}
 	if c.now == nil {
 		c.now = time.Now
@@ -115,19 +116,15 @@ func New(next upstream.Service, opts Options) (*Cache, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	store, err := otter.New(&otter.Options[string, *entry]{
+	c.store = otter.Must(&otter.Options[string, *entry]{
 		MaximumWeight: uint64(opts.MaxBytes),
 		Weigher:       func(key string, e *entry) uint32 { return e.weight + uint32(len(key)) + keyOverhead },
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *entry]) time.Duration {
 			return c.lifetime(e.Value)
 		}),
 	})
-	if err != nil {
-		return nil, err
-	}
-	c.store = store
 	c.bg, c.stop = context.WithCancel(context.Background())
-	return c, nil
+	return c
 }
 
 // lifetime is how long e is kept from its fetch: a lookup that found

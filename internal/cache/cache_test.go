@@ -91,8 +91,7 @@ var testOptions = Options{TTL: 30 * time.Second, StaleWhileRevalidate: time.Minu
 func newCache(t *testing.T, up upstream.Service, clk *Clock, opts Options) *Cache {
 	t.Helper()
 	opts.Now = clk.Now
-	c, err := New(up, opts)
-	require.NoError(t, err)
+	c := New(up, opts)
 	t.Cleanup(c.Close)
 	return c
 }
@@ -282,17 +281,16 @@ func TestWeighIsAnUpperBound(t *testing.T) {
 	runtime.KeepAlive(kept)
 }
 
-// TestOptionsRefused: a cache that cannot work is refused.
-func TestOptionsRefused(t *testing.T) {
+// TestZeroOptionsTakeDefaults: New takes the options the settings checked;
+// a zero TTL or bound takes its default, and a negative stale window is
+// none.
+func TestZeroOptionsTakeDefaults(t *testing.T) {
 	t.Parallel()
-	for _, o := range []Options{
-		{MaxBytes: 1},
-		{TTL: time.Second},
-		{TTL: time.Second, MaxBytes: 1, StaleIfError: -1},
-	} {
-		_, err := New(&fakeUpstream{}, o)
-		assert.Error(t, err)
-	}
+	c := New(&fakeUpstream{}, Options{StaleIfError: -1})
+	defer c.Close()
+	assert.Equal(t, DefaultTTL, c.opts.TTL)
+	assert.Equal(t, int64(DefaultMaxBytes), c.opts.MaxBytes)
+	assert.Zero(t, c.opts.StaleIfError)
 }
 
 // memTier is a Tier in memory that two caches share, as replicas share

@@ -56,8 +56,7 @@ func newEnv(t testing.TB, opts cache.Options, sbOpts ...sandbox.Option) *env {
 		opts.MaxBytes = cache.DefaultMaxBytes
 	}
 	opts.Now = clk.Now
-	c, err := cache.New(limits.Meter(client), opts)
-	require.NoError(t, err)
+	c := cache.New(limits.Meter(client), opts)
 	t.Cleanup(c.Close)
 	api := httptest.NewServer(graph.NewHandler(graph.HandlerConfig{
 		Service:          c,

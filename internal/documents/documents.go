@@ -12,7 +12,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"hash"
 	"io"
 	"math"
@@ -82,6 +81,12 @@ type Options struct {
 	MaxTokens int
 }
 
+// DefaultMaxBytes bounds a cache when nothing else is configured: a
+// thousand operations the size of GraphiQL's introspection query, or
+// sixteen of the largest that the parser's default token limit lets
+// through.
+const DefaultMaxBytes = 16 << 20
+
 // MaxShare is how many of the heaviest documents a Cache can hold at
 // once: a document heavier than MaxBytes/MaxShare is not cached, so that a
 // few large ones cannot push out everything else.
@@ -130,33 +135,28 @@ type entry struct {
 
 var _ graphql.Cache[*ast.QueryDocument] = (*Cache)(nil)
 
-// New returns a Cache of at most opts.MaxBytes of documents.
-func New(opts Options) (*Cache, error) {
+// New returns a Cache of at most opts.MaxBytes of documents (a bound that
+// is not positive takes DefaultMaxBytes: the settings checked it).
+func New(opts Options) *Cache {
 	if opts.MaxBytes < 1 {
-		return nil, errors.New("documents: the cache's maximum bytes must be at least 1")
+		opts.MaxBytes = DefaultMaxBytes
 	}
-	docs, err := otter.New(&otter.Options[Key, entry]{
+	docs := otter.Must(&otter.Options[Key, entry]{
 		MaximumWeight: uint64(opts.MaxBytes),
 		Weigher:       func(_ Key, e entry) uint32 { return e.weight },
 	})
-	if err != nil {
-		return nil, err
-	}
-	// The aliases get an eighth of the bound again: about twenty thousand
+	// The aliases get an eighth of the bound again: about ten thousand
 	// texts for the default.
-	aliases, err := otter.New(&otter.Options[Key, Key]{
+	aliases := otter.Must(&otter.Options[Key, Key]{
 		MaximumWeight: max(uint64(opts.MaxBytes)/8, aliasWeight),
 		Weigher:       func(Key, Key) uint32 { return aliasWeight },
 	})
-	if err != nil {
-		return nil, err
-	}
 	return &Cache{
 		docs:     docs,
 		aliases:  aliases,
 		maxEntry: min(uint64(opts.MaxBytes)/MaxShare, math.MaxUint32),
 		tokens:   opts.MaxTokens,
-	}, nil
+	}
 }
 
 // exact is the SHA-256 of a document's exact text.

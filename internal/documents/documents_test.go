@@ -73,8 +73,7 @@ func TestCanonicalRefuses(t *testing.T) {
 // thousand such variants hold one document.
 func TestCacheSharesWhitespaceVariants(t *testing.T) {
 	t.Parallel()
-	c, err := New(Options{MaxBytes: 1 << 20})
-	require.NoError(t, err)
+	c := New(Options{MaxBytes: 1 << 20})
 	ctx := context.Background()
 	doc := parse(t, `{ a b }`)
 	c.Add(ctx, `{ a b }`, doc)
@@ -96,8 +95,7 @@ func TestCacheSharesWhitespaceVariants(t *testing.T) {
 func TestCacheBoundInBytes(t *testing.T) {
 	t.Parallel()
 	const bound = 1 << 20
-	c, err := New(Options{MaxBytes: bound})
-	require.NoError(t, err)
+	c := New(Options{MaxBytes: bound})
 	ctx := context.Background()
 	pad := strings.Repeat("x", 20_000)
 	for i := range 500 {
@@ -119,8 +117,7 @@ func TestCacheBoundInBytes(t *testing.T) {
 // without the canonical form: an alias to the canonical key.
 func TestCacheFindsExactTextFirst(t *testing.T) {
 	t.Parallel()
-	c, err := New(Options{MaxBytes: 1 << 20})
-	require.NoError(t, err)
+	c := New(Options{MaxBytes: 1 << 20})
 	ctx := context.Background()
 	q := `{ a }`
 	doc := parse(t, q)
@@ -134,10 +131,9 @@ func TestCacheFindsExactTextFirst(t *testing.T) {
 	assert.Same(t, doc, got)
 }
 
-func TestNewRefusesNoBound(t *testing.T) {
+func TestNoBoundTakesTheDefault(t *testing.T) {
 	t.Parallel()
-	_, err := New(Options{})
-	assert.Error(t, err)
+	assert.Equal(t, uint64(DefaultMaxBytes)/MaxShare, New(Options{}).maxEntry)
 }
 
 // BenchmarkGet compares a hit by exact text (the hash of the text, then two
@@ -145,8 +141,7 @@ func TestNewRefusesNoBound(t *testing.T) {
 // README's reference operation and GraphiQL's introspection query.
 func BenchmarkGet(b *testing.B) {
 	for name, q := range map[string]string{"reference": referenceQuery, "introspection": introspectionQuery} {
-		c, err := New(Options{MaxBytes: 16 << 20})
-		require.NoError(b, err)
+		c := New(Options{MaxBytes: 16 << 20})
 		ctx := context.Background()
 		c.Add(ctx, q, parse(b, q))
 		b.Run(name+"/exact", func(b *testing.B) {

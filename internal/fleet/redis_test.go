@@ -115,9 +115,8 @@ func (u *countingUpstream) DescribeCommunityImages(_ context.Context, req *upstr
 
 func newReplicaCache(t *testing.T, r *Redis, up upstream.Service) *cache.Cache {
 	t.Helper()
-	c, err := cache.New(up, cache.Options{TTL: time.Minute, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour,
+	c := cache.New(up, cache.Options{TTL: time.Minute, StaleWhileRevalidate: time.Minute, StaleIfError: time.Hour,
 		MaxBytes: cache.DefaultMaxBytes, Tier: r.CacheTier()})
-	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
 }
@@ -187,8 +186,7 @@ func TestRedisOutage(t *testing.T) {
 	sink := &logs{}
 	r := connect(t, srv.url(), sink)
 	q := r.Quota(1000, 100)
-	store, err := persisted.NewMemoryStore(1 << 20)
-	require.NoError(t, err)
+	store := persisted.NewMemoryStore(1 << 20)
 	apq := r.APQStore(store, time.Hour)
 	require.NoError(t, q.Wait(context.Background()))
 	require.True(t, r.Up())
@@ -232,9 +230,8 @@ func TestRedisDownAtStart(t *testing.T) {
 func TestAPQAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	newStore := func() *APQStore {
-		local, err := persisted.NewMemoryStore(1 << 20)
-		require.NoError(t, err)
+	newStore := func() persisted.Store {
+		local := persisted.NewMemoryStore(1 << 20)
 		return connect(t, srv.url(), nil).APQStore(local, time.Hour)
 	}
 	a, b := newStore(), newStore()
@@ -251,9 +248,8 @@ func TestAPQAcrossReplicas(t *testing.T) {
 func TestClientLimitsAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	newLimiter := func() *ClientLimiter {
-		local, err := access.NewLocalLimiter(1, 10)
-		require.NoError(t, err)
+	newLimiter := func() access.Limiter {
+		local := access.NewLocalLimiter(1, 10)
 		return connect(t, srv.url(), nil).ClientLimiter(1, 10, local)
 	}
 	a, b := newLimiter(), newLimiter()
@@ -281,4 +277,18 @@ func TestConnectRefusesBadURLs(t *testing.T) {
 	t.Parallel()
 	_, err := Connect("http://cache:6379", nil)
 	assert.Error(t, err)
+}
+
+// TestANilRedisIsAReplicaAlone: without REDIS_URL the server holds a nil
+// *Redis, whose shared parts are the replica's own: no cache tier, no
+// shared quota, the local APQ store and client limiter.
+func TestANilRedisIsAReplicaAlone(t *testing.T) {
+	t.Parallel()
+	var r *Redis
+	assert.Nil(t, r.CacheTier())
+	assert.Nil(t, r.UpstreamQuota(20, 40))
+	local := persisted.NewMemoryStore(1 << 20)
+	assert.Same(t, local, r.APQStore(local, time.Hour))
+	limiter := access.NewLocalLimiter(1, 10)
+	assert.Same(t, limiter, r.ClientLimiter(1, 10, limiter))
 }

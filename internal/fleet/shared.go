@@ -19,7 +19,13 @@ import (
 type CacheTier struct{ r *Redis }
 
 // CacheTier returns the shared tier of the response cache.
-func (r *Redis) CacheTier() *CacheTier { return &CacheTier{r} }
+// A nil Redis (a replica alone) has none: the result is a nil cache.Tier.
+func (r *Redis) CacheTier() cache.Tier {
+	if r == nil {
+		return nil
+	}
+	return &CacheTier{r}
+}
 
 var _ cache.Tier = (*CacheTier)(nil)
 
@@ -103,6 +109,15 @@ type Quota struct {
 
 var _ upstream.Limiter = (*Quota)(nil)
 
+// UpstreamQuota is the client option that paces its calls by the fleet's
+// Quota; nil (the client's own bucket alone) for a nil Redis.
+func (r *Redis) UpstreamQuota(perSecond float64, burst int) upstream.Option {
+	if r == nil {
+		return nil
+	}
+	return upstream.WithLimiter(r.Quota(perSecond, burst))
+}
+
 // Quota returns the fleet's budget of perSecond upstream calls a second,
 // burst at once.
 func (r *Redis) Quota(perSecond float64, burst int) *Quota {
@@ -164,8 +179,12 @@ type ClientLimiter struct {
 var _ access.Limiter = (*ClientLimiter)(nil)
 
 // ClientLimiter returns the clients' shared limits: perSecond points a
-// second, burst at once; local is the fallback.
-func (r *Redis) ClientLimiter(perSecond float64, burst int, local access.Limiter) *ClientLimiter {
+// second, burst at once; local is the fallback, and all there is for a nil
+// Redis.
+func (r *Redis) ClientLimiter(perSecond float64, burst int, local access.Limiter) access.Limiter {
+	if r == nil {
+		return local
+	}
 	return &ClientLimiter{r: r, gcra: redis_rate.NewLimiter(r.client), limit: gcra(perSecond, burst), local: local}
 }
 
@@ -196,8 +215,11 @@ type APQStore struct {
 var _ persisted.Store = (*APQStore)(nil)
 
 // APQStore returns the shared APQ store over local, keeping documents in
-// Redis for ttl after their last registration.
-func (r *Redis) APQStore(local persisted.Store, ttl time.Duration) *APQStore {
+// Redis for ttl after their last registration; local alone for a nil Redis.
+func (r *Redis) APQStore(local persisted.Store, ttl time.Duration) persisted.Store {
+	if r == nil {
+		return local
+	}
 	return &APQStore{r: r, local: local, ttl: ttl}
 }
 

@@ -143,8 +143,7 @@ func assertRefused(t *testing.T, res response, code string) {
 
 func newStore(t *testing.T) *MemoryStore {
 	t.Helper()
-	s, err := NewMemoryStore(1 << 20)
-	require.NoError(t, err)
+	s := NewMemoryStore(1 << 20)
 	return s
 }
 

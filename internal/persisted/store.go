@@ -2,7 +2,6 @@ package persisted
 
 import (
 	"context"
-	"errors"
 	"math"
 
 	"github.com/maypok86/otter/v2"
@@ -40,23 +39,19 @@ type MemoryStore struct {
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns a MemoryStore that keeps at most maxBytes of
-// entries (see [MemoryStore] for what an entry weighs). maxBytes must be at
-// least 1. A single document heavier than the bound is not kept.
-func NewMemoryStore(maxBytes int64) (*MemoryStore, error) {
-	if maxBytes < 1 {
-		return nil, errors.New("persisted operations: the store's maximum bytes must be at least 1")
-	}
-	cache, err := otter.New(&otter.Options[string, string]{
+// entries (see [MemoryStore] for what an entry weighs), as the settings
+// checked it (a bound under 1 is 1). A single document heavier than the
+// bound is not kept.
+func NewMemoryStore(maxBytes int64) *MemoryStore {
+	maxBytes = max(maxBytes, 1)
+	cache := otter.Must(&otter.Options[string, string]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(hash, query string) uint32 {
 			// Add keeps out anything heavier than fits in a uint32.
 			return uint32(weight(hash, query))
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &MemoryStore{cache: cache, limit: min(uint64(maxBytes), math.MaxUint32)}, nil
+	return &MemoryStore{cache: cache, limit: min(uint64(maxBytes), math.MaxUint32)}
 }
 
 // Get returns the document stored under hash, if it is still kept.

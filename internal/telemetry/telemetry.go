@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -69,6 +70,17 @@ func (t *Telemetry) Deduplicated(follower, leader *http.Request) {
 		*f = *l
 		f.Shared = true
 	}
+}
+
+// NewLogHandler returns the handler of the server's log lines on w at
+// level: text for a person (at a terminal, say), else JSON lines for a
+// collector.
+func NewLogHandler(w io.Writer, text bool, level slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if text {
+		return slog.NewTextHandler(w, opts)
+	}
+	return slog.NewJSONHandler(w, opts)
 }
 
 // LogHandler wraps h so that a record logged with a context that belongs

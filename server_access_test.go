@@ -17,10 +17,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
 	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/persisted"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // post sends one GraphQL request with headers and returns the status, the
@@ -121,7 +121,7 @@ func TestClientRateLimit(t *testing.T) {
 		"CLIENT_RATE_LIMIT": "1", "CLIENT_BURST": "600", "TRUSTED_PROXIES": "127.0.0.1/32, ::1",
 	})
 	// The reference operation costs 491 points: one fits the bucket, two do not.
-	ref, _ := json.Marshal(map[string]any{"query": graphtest.ReferenceQuery})
+	ref, _ := json.Marshal(map[string]any{"query": testkit.ReferenceQuery})
 	alice := map[string]string{"X-Forwarded-For": "203.0.113.7"}
 	status, _, out := s.post(t, string(ref), alice)
 	require.Equal(t, http.StatusOK, status, out)

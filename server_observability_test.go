@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -44,12 +45,13 @@ func (s *server) logLines(t *testing.T, msg string) []map[string]any {
 	return out
 }
 
-// metricsURL is the URL of the server's /metrics, from its log.
+// metricsURL is the URL of the server's /metrics, as run told it.
 func (s *server) metricsURL(t *testing.T) string {
 	t.Helper()
-	lines := s.logLines(t, "metrics listening")
-	require.Len(t, lines, 1, "the server logs where its metrics are")
-	return "http://" + strings.Replace(lines[0]["addr"].(string), "[::]", "127.0.0.1", 1) + "/metrics"
+	require.NotEmpty(t, s.metrics, "the server serves metrics")
+	_, port, err := net.SplitHostPort(s.metrics)
+	require.NoError(t, err)
+	return "http://127.0.0.1:" + port + "/metrics"
 }
 
 // scrape reads the server's metrics: the text as served, and the parsed

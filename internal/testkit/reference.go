@@ -1,8 +1,8 @@
-// Package graphtest is what the tests and benchmarks of several packages
-// share about the API: the README's reference operation, a client that
-// posts an operation and checks the answer, and the CPU time a benchmark
-// spends. Only tests import it.
-package graphtest
+package testkit
+
+// What benchmarks of several packages share about the API: the README's
+// reference operation, a client that posts an operation and checks the
+// answer, and the CPU time a benchmark spends.
 
 import (
 	"bytes"

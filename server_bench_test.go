@@ -8,12 +8,12 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // referenceOperation is the README's reference operation (the one
 // graph's BenchmarkReferenceOperation runs), named as a frontend names it.
-const referenceOperation = "query Reference " + graphtest.ReferenceQuery
+const referenceOperation = "query Reference " + testkit.ReferenceQuery
 
 // BenchmarkTelemetry is the reference operation through the whole server
 // (run: its middleware, the executor, the client, the in-process sandbox
@@ -51,7 +51,7 @@ func BenchmarkTelemetry(b *testing.B) {
 			}
 			env["PORT"] = strconv.Itoa(freeLoopbackPort(b))
 			s := startServer(b, env)
-			graphtest.Measure(b, graphtest.Poster(b, s.url+"/query", referenceOperation, 1000))
+			testkit.Measure(b, testkit.Poster(b, s.url+"/query", referenceOperation, 1000))
 		})
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/compshare/imagegraph/graph/graphtest"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // The four holes an attacker's fuzzer found (issue 16), each reproduced
@@ -55,13 +55,13 @@ func hostileAnswer(t *testing.T, s *server, body string, get bool, headers map[s
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	start := graphtest.CPUTime()
+	start := testkit.CPUTime()
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	raw, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)
-	spent := graphtest.CPUTime() - start
+	spent := testkit.CPUTime() - start
 	assert.Less(t, spent, attackCPU, "CPU spent answering it")
 	assert.Less(t, resp.StatusCode, 500, string(raw))
 	var out map[string]any

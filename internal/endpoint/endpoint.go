@@ -1,0 +1,111 @@
+// Package endpoint assembles /query: the GraphQL handler (package graph)
+// with what decides who may ask and how much. From the outside in: CORS,
+// API keys (a federation router that carries its secret passes without
+// one), then the handler with its persisted operations (APQ and the
+// safelist), its operation limits and in-flight bound, and the client rate
+// limit.
+//
+// It is wiring: it knows the settings and the packages it puts together,
+// and does nothing of its own.
+package endpoint
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/compshare/imagegraph/graph"
+	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/fleet"
+	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/persisted"
+	"github.com/compshare/imagegraph/internal/settings"
+	"github.com/compshare/imagegraph/internal/telemetry"
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// Parts are what /query is built from besides the settings.
+type Parts struct {
+	// Upstream is the upstream as the loaders see it (the response cache
+	// and the call meter around the client).
+	Upstream upstream.Service
+	// Shared is the fleet's shared state; nil for a replica alone.
+	Shared *fleet.Redis
+	// Telemetry records every operation.
+	Telemetry *telemetry.Telemetry
+	// Log receives the server's log lines.
+	Log *slog.Logger
+}
+
+// apqTTL is how long the fleet keeps an APQ document after its last
+// registration (a frontend registers it again on a miss, at no cost).
+const apqTTL = 24 * time.Hour
+
+// federationClient is the client name of a request that carries the
+// federation secret.
+const federationClient = "federation-router"
+
+// New returns /query. Its errors are a manifest or an API keys file that
+// cannot be read.
+func New(cfg settings.Settings, p Parts) (http.Handler, error) {
+	ops := &persisted.Extension{
+		Store:   p.Shared.APQStore(persisted.NewMemoryStore(cfg.APQMaxBytes), apqTTL),
+		Only:    cfg.PersistedOperationsOnly,
+		Trusted: graph.FromFederationRouter(cfg.FederationSecret),
+	}
+	if cfg.PersistedOperations != "" {
+		var err error
+		if ops.Manifest, err = persisted.LoadManifest(cfg.PersistedOperations, graph.Schema()); err != nil {
+			return nil, fmt.Errorf("PERSISTED_OPERATIONS: %w", err)
+		}
+		p.Log.Info("persisted operations", "manifest", cfg.PersistedOperations, "operations", ops.Manifest.Len(), "only", cfg.PersistedOperationsOnly)
+		// The safelist's operations are counted under their own names.
+		p.Telemetry.Metrics().KnowOperations(ops.Manifest.Names())
+	}
+	inflight := limits.NewInflight(cfg.MaxInflightCost, cfg.InflightWait)
+	p.Telemetry.Metrics().WatchInflight(inflight)
+	hc := graph.HandlerConfig{
+		Service:               p.Upstream,
+		Log:                   p.Log,
+		MaxPageSize:           cfg.MaxPageSize,
+		BatchWait:             cfg.BatchWait,
+		DeduplicateOperations: cfg.Dedupe,
+		DedupeShared:          p.Telemetry.Deduplicated,
+		Introspection:         cfg.Introspection,
+		FederationSecret:      cfg.FederationSecret,
+		FederatedTracing:      cfg.FederatedTracing,
+		ParserTokenLimit:      cfg.MaxTokens,
+		DocumentCacheBytes:    cfg.DocumentCacheMaxBytes,
+		Limits:                cfg.Limits,
+		OperationTimeout:      cfg.OperationTimeout,
+		Inflight:              inflight,
+		// Telemetry first, so that it sees each answer as the others
+		// leave it.
+		Extensions: []graphql.HandlerExtension{p.Telemetry.Extension(), ops},
+		// Answers need a key when keys are on: only private caches then.
+		HTTPCaching: graph.HTTPCaching{MaxAge: cfg.Cache.TTL, Private: cfg.APIKeysFile != ""},
+	}
+	if cfg.ClientRateLimit > 0 {
+		burst := cfg.RateLimitBurst()
+		limiter := p.Shared.ClientLimiter(cfg.ClientRateLimit, burst, access.NewLocalLimiter(cfg.ClientRateLimit, burst))
+		hc.Admit = (&access.RateLimit{Limiter: limiter, Burst: burst, Log: p.Log}).Admit
+		// A shared execution is charged to the client that leads it: only
+		// one client's identical requests may share one.
+		hc.DedupeVary = func(r *http.Request) string { return access.ClientKey(r.Context()) }
+	}
+	h := graph.NewHandler(hc)
+	if cfg.APIKeysFile != "" {
+		keys, err := access.LoadKeys(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+		}
+		p.Log.Info("API keys required on /query", "keys", keys.Len())
+		secret := []byte(cfg.FederationSecret)
+		fromRouter := func(r *http.Request) bool { return graph.CarriesFederationSecret(r.Header, secret) }
+		h = access.Exempt(fromRouter, federationClient, h, access.Authenticate(keys, h))
+	}
+	return access.CORS(cfg.CORSAllowedOrigins)(h), nil
+}

@@ -1,0 +1,322 @@
+// Package settings is every setting of the server, read once: one table
+// serves the environment variables, the flags, -h, the masked settings in
+// the log and docs/configuration.md. Each setting is parsed and checked
+// when it is read, into the typed value the package that uses it takes as
+// it is (durations, CIDRs, origins, log levels, the operation limits);
+// Validate checks what involves several settings.
+//
+// It knows the types of the packages it configures and nothing of how they
+// work.
+package settings
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/compshare/imagegraph/internal/cache"
+	"github.com/compshare/imagegraph/internal/documents"
+	"github.com/compshare/imagegraph/internal/limits"
+)
+
+// Settings is every setting of the server. Defaults come first, then the
+// environment, then flags.
+type Settings struct {
+	Port int
+
+	// The upstream and the client's bounds on it.
+	PublicKey, PrivateKey string
+	BaseURL, Region       string
+	ProjectID             string
+	Timeout               time.Duration
+	Retries               int
+	MaxInflight           int
+	QPS                   float64
+	Burst                 int
+	BreakerFailures       int
+	BreakerCooldown       time.Duration
+	// SandboxLatency is added to every call of the built-in sandbox.
+	SandboxLatency time.Duration
+
+	// The GraphQL endpoint.
+	MaxPageSize      int
+	BatchWait        time.Duration
+	Dedupe           bool
+	Introspection    bool
+	Playground       bool
+	FederatedTracing bool
+	// FederationSecret lets a federation router read _service with
+	// introspection off, run operations outside the safelist and pass
+	// without an API key (X-Federation-Secret header).
+	FederationSecret string
+	MaxBodyBytes     int64
+
+	// Limits bound one operation; MaxTokens bounds the parser.
+	Limits           limits.Limits
+	MaxTokens        int
+	OperationTimeout time.Duration
+	MaxInflightCost  int64
+	InflightWait     time.Duration
+
+	// Caches: parsed documents, APQ documents, upstream answers.
+	DocumentCacheMaxBytes int64
+	APQMaxBytes           int64
+	Cache                 cache.Options
+
+	// Persisted operations.
+	PersistedOperations     string
+	PersistedOperationsOnly bool
+
+	// Who may ask.
+	CORSAllowedOrigins []string
+	APIKeysFile        string
+	ClientRateLimit    float64
+	ClientBurst        int
+	TrustedProxies     []netip.Prefix
+
+	// The fleet: shared state in Redis (redis:// or rediss://).
+	RedisURL string
+
+	// Operating it.
+	LogLevel        slog.Level
+	LogFormat       LogFormat
+	MetricsAddr     string
+	ShutdownDrain   time.Duration
+	ShutdownTimeout time.Duration
+
+	// PrintSchema prints the subgraph SDL and exits (flag only).
+	PrintSchema bool
+}
+
+// LogFormat is how log lines are written.
+type LogFormat string
+
+// The log formats: text for a person at a terminal, JSON lines for a
+// collector, auto for text when stdout is a terminal and JSON otherwise.
+const (
+	LogAuto LogFormat = "auto"
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// Defaults returns the settings of a server configured with nothing.
+func Defaults() Settings {
+	return Settings{
+		Port:            8080,
+		BaseURL:         "https://api.compshare.cn",
+		Region:          "cn-wlcb",
+		Timeout:         10 * time.Second,
+		Retries:         2,
+		MaxInflight:     8,
+		QPS:             20,
+		Burst:           40,
+		BreakerFailures: 5,
+		BreakerCooldown: 10 * time.Second,
+
+		MaxPageSize:      500,
+		Dedupe:           true,
+		Introspection:    true,
+		Playground:       true,
+		FederatedTracing: true,
+		MaxBodyBytes:     1 << 20,
+
+		Limits:           limits.DefaultLimits,
+		MaxTokens:        limits.DefaultTokens,
+		OperationTimeout: limits.DefaultOperationTimeout,
+		MaxInflightCost:  limits.DefaultInflightCost,
+		InflightWait:     limits.DefaultInflightWait,
+
+		DocumentCacheMaxBytes: documents.DefaultMaxBytes,
+		APQMaxBytes:           16 << 20,
+		Cache: cache.Options{
+			TTL:                  cache.DefaultTTL,
+			StaleWhileRevalidate: cache.DefaultStaleWhileRevalidate,
+			StaleIfError:         cache.DefaultStaleIfError,
+			MaxBytes:             cache.DefaultMaxBytes,
+		},
+
+		LogLevel:        slog.LevelInfo,
+		LogFormat:       LogAuto,
+		MetricsAddr:     ":9090",
+		ShutdownDrain:   5 * time.Second,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Load reads the defaults, then the environment (through lookupEnv), then
+// the flags in args, and validates the result. -h writes every setting,
+// with its variable and default, to out and returns flag.ErrHelp.
+func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Settings, error) {
+	s := Defaults()
+	table := s.Table()
+	fs := flag.NewFlagSet("imagegraph", flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, e := range table {
+		fs.Var(e.value, e.Flag(), fmt.Sprintf("%s (env %s)", e.Usage, e.Name))
+	}
+	fs.BoolVar(&s.PrintSchema, "print-schema", false, "print the federation subgraph SDL (what _service { sdl } answers) to stdout and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: imagegraph [flags]\n\nEvery flag can also be set by its environment variable; flags win.\n\n")
+		fs.PrintDefaults()
+	}
+	// The environment first, so that flags override it. The defaults -h
+	// prints are the built-in ones: a secret from the environment is never
+	// shown.
+	for _, e := range table {
+		// A variable set to "" is not set, except for a setting that ""
+		// turns off (METRICS_ADDR).
+		v, ok := lookupEnv(e.Name)
+		if !ok || v == "" && !e.EmptyOK {
+			continue
+		}
+		if err := e.value.Set(v); err != nil {
+			return s, fmt.Errorf("%s: %w", e.Name, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	return s, s.Validate()
+}
+
+// Validate reports the first setting that cannot work. Each setting's own
+// form (a number, a duration, a CIDR) was checked when it was read; this
+// checks ranges and what involves several settings.
+func (s Settings) Validate() error {
+	switch {
+	case s.Port < 0 || s.Port > 65535:
+		return fmt.Errorf("PORT must be between 0 and 65535, got %d", s.Port)
+	case (s.PublicKey == "") != (s.PrivateKey == ""):
+		return errors.New("set both COMPSHARE_PUBLIC_KEY and COMPSHARE_PRIVATE_KEY, or neither for the sandbox")
+	case s.Timeout <= 0:
+		return fmt.Errorf("COMPSHARE_TIMEOUT must be positive, got %s", s.Timeout)
+	case s.Retries < 0:
+		return fmt.Errorf("COMPSHARE_RETRIES must not be negative, got %d", s.Retries)
+	case s.MaxInflight < 1:
+		return fmt.Errorf("COMPSHARE_MAX_INFLIGHT must be at least 1, got %d", s.MaxInflight)
+	case !(s.QPS > 0) || math.IsInf(s.QPS, 0):
+		return fmt.Errorf("COMPSHARE_QPS must be positive, got %g", s.QPS)
+	case s.Burst < 1:
+		return fmt.Errorf("COMPSHARE_BURST must be at least 1, got %d", s.Burst)
+	case s.BreakerFailures < 0:
+		return fmt.Errorf("COMPSHARE_BREAKER_FAILURES must not be negative (0 turns the breaker off), got %d", s.BreakerFailures)
+	case s.BreakerFailures > 0 && s.BreakerCooldown <= 0:
+		return fmt.Errorf("COMPSHARE_BREAKER_COOLDOWN must be positive, got %s", s.BreakerCooldown)
+	case s.SandboxLatency < 0:
+		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", s.SandboxLatency)
+	case s.BatchWait < 0 || s.BatchWait > time.Second:
+		return fmt.Errorf("BATCH_WAIT must be between 0 and 1s, got %s", s.BatchWait)
+	case s.MaxPageSize < 1:
+		return fmt.Errorf("MAX_PAGE_SIZE must be at least 1, got %d", s.MaxPageSize)
+	case s.MaxBodyBytes < 1:
+		return fmt.Errorf("MAX_BODY_BYTES must be positive, got %d", s.MaxBodyBytes)
+	case s.OperationTimeout < 0:
+		return fmt.Errorf("OPERATION_TIMEOUT must not be negative, got %s", s.OperationTimeout)
+	case s.MaxInflightCost < 0:
+		return fmt.Errorf("MAX_INFLIGHT_COST must not be negative, got %d", s.MaxInflightCost)
+	case s.InflightWait < 0:
+		return fmt.Errorf("INFLIGHT_WAIT must not be negative, got %s", s.InflightWait)
+	case s.DocumentCacheMaxBytes < 1:
+		return fmt.Errorf("DOCUMENT_CACHE_MAX_BYTES must be positive, got %d", s.DocumentCacheMaxBytes)
+	case s.APQMaxBytes < 1:
+		return fmt.Errorf("APQ_MAX_BYTES must be positive, got %d", s.APQMaxBytes)
+	case s.Cache.TTL < 0 || s.Cache.StaleWhileRevalidate < 0 || s.Cache.StaleIfError < 0:
+		return errors.New("CACHE_TTL, CACHE_STALE_WHILE_REVALIDATE and CACHE_STALE_IF_ERROR must not be negative")
+	case s.Cache.MaxBytes < 1:
+		return fmt.Errorf("CACHE_MAX_BYTES must be positive, got %d", s.Cache.MaxBytes)
+	case s.PersistedOperationsOnly && s.PersistedOperations == "":
+		return errors.New("PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS, the manifest of the operations to run")
+	case s.ClientRateLimit < 0 || math.IsInf(s.ClientRateLimit, 0):
+		return fmt.Errorf("CLIENT_RATE_LIMIT must be a number of points per second, 0 or more, got %g", s.ClientRateLimit)
+	case s.ClientBurst < 0:
+		return fmt.Errorf("CLIENT_BURST must not be negative, got %d", s.ClientBurst)
+	case s.ShutdownTimeout <= 0:
+		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", s.ShutdownTimeout)
+	case s.ShutdownDrain < 0:
+		return fmt.Errorf("SHUTDOWN_DRAIN must not be negative, got %s", s.ShutdownDrain)
+	}
+	l := s.Limits
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"MAX_DEPTH", l.MaxDepth}, {"MAX_ALIASES", l.MaxAliases}, {"MAX_ROOT_FIELDS", l.MaxRootFields},
+		{"MAX_DIRECTIVES", l.MaxDirectives}, {"MAX_TOKENS", s.MaxTokens}, {"MAX_EXPANDED_FIELDS", l.MaxExpandedFields},
+		{"MAX_COST", l.MaxCost}, {"MAX_UPSTREAM_CALLS", l.MaxUpstreamCalls},
+	} {
+		if n.v < 0 {
+			return fmt.Errorf("%s must not be negative (0 turns it off), got %d", n.name, n.v)
+		}
+	}
+	return nil
+}
+
+// Sandbox reports whether the server serves the built-in sandbox: no
+// credentials.
+func (s Settings) Sandbox() bool { return s.PublicKey == "" && s.PrivateKey == "" }
+
+// Mode is "sandbox" or "upstream".
+func (s Settings) Mode() string {
+	if s.Sandbox() {
+		return "sandbox"
+	}
+	return "upstream"
+}
+
+// RateLimitBurst is the points a client may spend at once: CLIENT_BURST,
+// or MAX_COST when that is 0 (or the default MAX_COST when both are).
+func (s Settings) RateLimitBurst() int {
+	switch {
+	case s.ClientBurst > 0:
+		return s.ClientBurst
+	case s.Limits.MaxCost > 0:
+		return s.Limits.MaxCost
+	}
+	return limits.DefaultLimits.MaxCost
+}
+
+// LogValue lists the settings, secrets masked and passwords in URLs
+// redacted, for a log line.
+func (s Settings) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, e := range s.Table() {
+		attrs = append(attrs, slog.String(e.Name, e.Shown()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// list splits a comma-separated setting, trimming spaces and dropping
+// empty entries.
+func list(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Text reports whether logs written to w are text for a person: LOG_FORMAT
+// text, or auto with w a terminal.
+func (f LogFormat) Text(w io.Writer) bool {
+	switch f {
+	case LogText:
+		return true
+	case LogJSON:
+		return false
+	}
+	file, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := file.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}

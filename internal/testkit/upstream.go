@@ -1,0 +1,89 @@
+package testkit
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/compshare/imagegraph/upstream"
+)
+
+// Upstream is a fake upstream.Service: it counts its calls and the most in
+// flight at once, answers through Answer, and, once Hold is called, holds
+// every call until Release.
+type Upstream struct {
+	// Answer answers a call; nil answers an empty page.
+	Answer func(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
+
+	calls, inFlight, maxInFlight atomic.Int64
+
+	mu      sync.Mutex
+	started chan struct{}
+	release chan struct{}
+	reqs    []*upstream.DescribeCommunityImagesRequest
+}
+
+var _ upstream.Service = (*Upstream)(nil)
+
+// DescribeCommunityImages counts the call, waits while calls are held, and
+// answers.
+func (u *Upstream) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+	u.calls.Add(1)
+	n := u.inFlight.Add(1)
+	defer u.inFlight.Add(-1)
+	for {
+		m := u.maxInFlight.Load()
+		if n <= m || u.maxInFlight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	u.mu.Lock()
+	u.reqs = append(u.reqs, req)
+	started, release := u.started, u.release
+	u.mu.Unlock()
+	if started != nil {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if u.Answer != nil {
+		return u.Answer(ctx, req)
+	}
+	return &upstream.DescribeCommunityImagesResponse{}, nil
+}
+
+// Hold makes every call from now on wait for Release, and returns a channel
+// that receives once as each call starts waiting.
+func (u *Upstream) Hold() <-chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.started = make(chan struct{}, 1024)
+	u.release = make(chan struct{})
+	return u.started
+}
+
+// Release lets every held call go on, and calls answer at once again.
+func (u *Upstream) Release() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.release != nil {
+		close(u.release)
+	}
+	u.started, u.release = nil, nil
+}
+
+// Calls is how many calls were made.
+func (u *Upstream) Calls() int64 { return u.calls.Load() }
+
+// MaxInFlight is the most calls in flight at once.
+func (u *Upstream) MaxInFlight() int64 { return u.maxInFlight.Load() }
+
+// Requests returns the requests of every call, in the order they came.
+func (u *Upstream) Requests() []*upstream.DescribeCommunityImagesRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]*upstream.DescribeCommunityImagesRequest(nil), u.reqs...)
+}
