@@ -9,7 +9,7 @@ BENCHCOUNT    ?= 6
 IMAGE         ?= imagegraph:dev
 IMAGE_CONTEXT := deploy/.build
 
-.PHONY: fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check
+.PHONY: fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check schema-check schema-snapshot docs
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -20,7 +20,7 @@ build:
 	$(GO) build -o $(BIN) .
 
 ## test: every check and every test (what CI runs)
-test: lint generate-check unit playground-check e2e image-test
+test: lint generate-check schema-check unit playground-check e2e image-test
 
 ## lint: gofmt, go vet and staticcheck
 lint: fmt-check vet staticcheck
@@ -45,6 +45,23 @@ generate:
 generate-check: generate
 	@git diff --exit-code -- graph/ upstream/ || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git ls-files --others --exclude-standard -- graph/ upstream/)" || { git ls-files --others --exclude-standard -- graph/ upstream/; echo "generate made new files: commit them"; exit 1; }
+
+## docs: regenerate docs/configuration.md and docs/errors.md from the settings table and the list of codes
+docs:
+	$(GO) test ./internal/settings ./internal/codes -run 'DocIsCurrent' -count=1 -args -update
+
+## schema-snapshot: write the served schema and the subgraph SDL to schema/snapshots/ (after a deliberate change, with a line in CHANGELOG.md)
+schema-snapshot:
+	$(GO) run ./graph/internal/printschema -served > schema/snapshots/served.graphql.tmp && mv schema/snapshots/served.graphql.tmp schema/snapshots/served.graphql
+	$(GO) run ./graph/internal/printschema -subgraph > schema/snapshots/subgraph.graphql.tmp && mv schema/snapshots/subgraph.graphql.tmp schema/snapshots/subgraph.graphql
+
+## schema-check: fail on a breaking change of the served schema or the subgraph SDL against schema/snapshots/ (docs/schema-changes.md), and test the check
+schema-check: e2e-deps
+	@mkdir -p bin
+	$(GO) run ./graph/internal/printschema -served > bin/served.graphql
+	$(GO) run ./graph/internal/printschema -subgraph > bin/subgraph.graphql
+	node e2e/schema/check.mjs schema/snapshots/served.graphql bin/served.graphql schema/snapshots/subgraph.graphql bin/subgraph.graphql
+	node --test e2e/schema/
 
 ## subgraph-sdl: write the federation subgraph SDL (what _service { sdl } answers) to bin/subgraph.graphqls
 subgraph-sdl:

@@ -49,10 +49,11 @@ type Limits struct {
 	// than a second of CPU to validate.
 	MaxFieldRepeats int
 	// MaxExpandedFields bounds the fields of an operation with every
-	// fragment spread expanded in place, checked before validation: a
-	// document of a kilobyte whose fragments each spread the next one twice
-	// expands to billions, and every walk that expands fragments (this
-	// package's, the executor's) would pay for them.
+	// fragment spread expanded in place: a document of a kilobyte whose
+	// fragments each spread the next one twice expands to billions of
+	// fields. This package's walk measures each fragment once, so it costs
+	// microseconds whatever the expansion; the bound spares the executor,
+	// whose field collection expands fragments for every object it builds.
 	MaxExpandedFields int
 }
 
