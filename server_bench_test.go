@@ -17,8 +17,8 @@ const referenceOperation = "query Reference " + testkit.ReferenceQuery
 
 // BenchmarkTelemetry is the reference operation through the whole server
 // (run: its middleware, the executor, the client, the in-process sandbox
-// over loopback), every request going upstream (no cache, no
-// deduplication, as the reference benchmark), with the telemetry off,
+// over loopback), every request going upstream (no cache of data or
+// answers, as the reference benchmark), with the telemetry off,
 // with metrics on, and with metrics and tracing on and every request
 // sampled (spans exported over OTLP/HTTP to a receiver in the process that
 // reads and drops them). cpu-ns/op is the process's CPU time per request:
@@ -29,7 +29,7 @@ func BenchmarkTelemetry(b *testing.B) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	b.Cleanup(drop.Close)
-	base := map[string]string{"CACHE_TTL": "0", "DEDUPLICATE_OPERATIONS": "false", "LOG_LEVEL": "warn",
+	base := map[string]string{"CACHE_TTL": "0", "ANSWER_CACHE": "false", "LOG_LEVEL": "warn",
 		// The account's 20 calls/s would measure the limiter's queue.
 		"COMPSHARE_QPS": "100000", "COMPSHARE_BURST": "100000"}
 	for _, v := range []struct {
@@ -63,4 +63,18 @@ func freeLoopbackPort(b *testing.B) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// BenchmarkAnswerCache is the reference operation through the whole server
+// at the default settings, read again and again: with the cache of answers
+// (each request a hit: no execution), and without it (each request
+// executed from the response cache). cpu-ns/op is the process's CPU per
+// request, the client's included (it runs in the process too).
+func BenchmarkAnswerCache(b *testing.B) {
+	for _, v := range []struct{ name, answers string }{{"hit", "true"}, {"off", "false"}} {
+		b.Run(v.name, func(b *testing.B) {
+			s := startServer(b, map[string]string{"ANSWER_CACHE": v.answers, "LOG_LEVEL": "warn"})
+			testkit.Measure(b, testkit.Poster(b, s.url+"/query", referenceOperation, 1000))
+		})
+	}
 }

@@ -62,7 +62,7 @@ func hostileAnswer(t *testing.T, s *server, body string, get bool, headers map[s
 	resp.Body.Close()
 	require.NoError(t, err)
 	spent := testkit.CPUTime() - start
-	assert.Less(t, spent, attackCPU, "CPU spent answering it")
+	assert.Less(t, spent, attackCPU*raceFactor, "CPU spent answering it")
 	assert.Less(t, resp.StatusCode, 500, string(raw))
 	var out map[string]any
 	require.NoError(t, json.Unmarshal(raw, &out), string(raw))
@@ -240,10 +240,12 @@ func TestBadRepresentations(t *testing.T) {
 // megabyte each (the fuzzer's fourth reproduction, half of them asking a
 // federated trace, which runs on the other executor) leaves the heap
 // within the document cache's bound, where the count-bounded caches kept
-// every one of them.
+// every one of them. The documents are named, and metrics are on: an
+// operation's name is a slice of its document, and neither the metrics'
+// labels nor the cache of answers may keep the document through it.
 func TestDocumentCachesHoldBytes(t *testing.T) {
 	// Not parallel: it reads the process's memory statistics.
-	s := startServer(t, nil)
+	s := startServer(t, map[string]string{"METRICS_ADDR": "127.0.0.1:0"})
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,61 +20,27 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
-// logSink collects the server's JSON log lines and reports the listening
-// address once it is logged.
-type logSink struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	addr  chan string
-	found bool
-}
-
-func newLogSink() *logSink { return &logSink{addr: make(chan string, 1)} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	if !s.found {
-		sc := bufio.NewScanner(bytes.NewReader(s.buf.Bytes()))
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				s.found = true
-				s.addr <- line.Addr
-				break
-			}
-		}
-	}
-	return len(p), nil
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 type server struct {
-	url  string
-	logs *logSink
-	done chan error
+	url string
+	// metrics is the address of /metrics ("" when off).
+	metrics string
+	logs    *testkit.LogBuffer
+	done    chan error
 	// stop cancels run's context, as SIGTERM does.
 	stop context.CancelFunc
 }
 
-// startServer runs the real server through run with env, on a free port,
-// and stops it when the test ends.
+// startServer runs the real server through run with env (nothing of the
+// test's own environment), on a free port, and stops it when the test
+// ends. run tells it the address; its log is kept in logs.
 func startServer(t testing.TB, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := newLogSink()
+	logs := &testkit.LogBuffer{}
 	lookupEnv := func(k string) (string, bool) {
 		if v, ok := env[k]; ok {
 			return v, true
@@ -91,42 +56,20 @@ func startServer(t testing.TB, env map[string]string, args ...string) *server {
 		return "", false
 	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, lookupEnv, logs, io.Discard) }()
-	var addr string
-	if port := env["PORT"]; port != "" && port != "0" {
-		// A fixed port (a benchmark that logs nothing at info): wait until
-		// it answers.
-		addr = "127.0.0.1:" + port
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + addr + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			select {
-			case err := <-done:
-				cancel()
-				t.Fatalf("server did not start: %v\n%s", err, logs)
-			case <-time.After(10 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				cancel()
-				t.Fatalf("server did not answer on %s\n%s", addr, logs)
-			}
-		}
-	} else {
-		select {
-		case addr = <-logs.addr:
-		case err := <-done:
-			cancel()
-			t.Fatalf("server did not start: %v\n%s", err, logs)
-		case <-time.After(20 * time.Second):
-			cancel()
-			t.Fatalf("server did not log its address\n%s", logs)
-		}
+	listening := make(chan Addrs, 1)
+	go func() { done <- run(ctx, args, lookupEnv, logs, io.Discard, func(a Addrs) { listening <- a }) }()
+	var addrs Addrs
+	select {
+	case addrs = <-listening:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server did not start: %v\n%s", err, logs)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatalf("server did not listen within 20s\n%s", logs)
 	}
-	s := &server{url: "http://" + strings.Replace(addr, "[::]", "127.0.0.1", 1), logs: logs, done: done, stop: cancel}
+	_, port, _ := net.SplitHostPort(addrs.API)
+	s := &server{url: "http://127.0.0.1:" + port, metrics: addrs.Metrics, logs: logs, done: done, stop: cancel}
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -288,76 +231,43 @@ func TestWrongPrivateKey(t *testing.T) {
 	assert.Contains(t, s.logs.String(), "****", "the config log line masks the key")
 }
 
-// TestConfig covers defaults, env, flags winning over env, -h, and the
-// start-up errors.
-func TestConfig(t *testing.T) {
+// TestSettingsStopTheStart: a setting that cannot work stops run before
+// it listens, naming the setting (internal/settings tests every setting).
+func TestSettingsStopTheStart(t *testing.T) {
 	t.Parallel()
 	env := func(m map[string]string) func(string) (string, bool) {
 		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 	}
-
-	cfg, err := loadConfig(nil, env(nil), io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, defaultConfig(), cfg)
-	assert.True(t, cfg.Sandbox())
-
-	cfg, err = loadConfig([]string{"-compshare-retries", "5"}, env(map[string]string{
-		"PORT": "9000", "COMPSHARE_RETRIES": "1", "COMPSHARE_TIMEOUT": "3s", "INTROSPECTION": "false",
-	}), io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, 9000, cfg.Port)
-	assert.Equal(t, 5, cfg.Retries, "flags win over the environment")
-	assert.Equal(t, 3*time.Second, cfg.Timeout)
-	assert.False(t, cfg.Introspection)
-
-	// A variable set to "" is not set, except where "" turns a setting off.
-	cfg, err = loadConfig(nil, env(map[string]string{"METRICS_ADDR": "", "PORT": "", "CACHE_TTL": ""}), io.Discard)
-	require.NoError(t, err)
-	assert.Empty(t, cfg.MetricsAddr, "METRICS_ADDR= turns metrics off")
-	assert.Equal(t, defaultConfig().Port, cfg.Port)
-	assert.Equal(t, defaultConfig().CacheTTL, cfg.CacheTTL)
-	assert.Equal(t, ":9090", defaultConfig().MetricsAddr)
-
-	var help bytes.Buffer
-	_, err = loadConfig([]string{"-h"}, env(map[string]string{"COMPSHARE_PRIVATE_KEY": "secret-from-env"}), &help)
-	assert.True(t, errors.Is(err, flag.ErrHelp))
-	dc := defaultConfig()
-	for _, s := range dc.settings() {
-		assert.Contains(t, help.String(), s.env, "-h lists every setting")
-	}
-	assert.Contains(t, help.String(), "default 8080")
-	assert.NotContains(t, help.String(), "secret-from-env")
-
-	for name, m := range map[string]map[string]string{
-		"one key without the other": {"COMPSHARE_PUBLIC_KEY": "pub"},
-		"private key alone":         {"COMPSHARE_PRIVATE_KEY": "priv"},
-		"bad duration":              {"COMPSHARE_TIMEOUT": "soon"},
-		"zero timeout":              {"COMPSHARE_TIMEOUT": "0s"},
-		"negative retries":          {"COMPSHARE_RETRIES": "-1"},
-		"zero in flight":            {"COMPSHARE_MAX_INFLIGHT": "0"},
-		"bad port":                  {"PORT": "70000"},
-		"bad bool":                  {"INTROSPECTION": "maybe"},
-		"bad level":                 {"LOG_LEVEL": "loud"},
-		"negative depth":            {"MAX_DEPTH": "-1"},
-		"negative cost":             {"MAX_COST": "-5"},
-		"negative timeout":          {"OPERATION_TIMEOUT": "-1s"},
-		"negative in-flight cost":   {"MAX_INFLIGHT_COST": "-1"},
-		"negative in-flight wait":   {"INFLIGHT_WAIT": "-1s"},
-		"safelist without manifest": {"PERSISTED_OPERATIONS_ONLY": "true"},
-		"bad origin":                {"CORS_ALLOWED_ORIGINS": "https://ok.example, not an origin"},
-		"bad proxy":                 {"TRUSTED_PROXIES": "10.0.0.0/33"},
-		"negative client rate":      {"CLIENT_RATE_LIMIT": "-1"},
-		"zero APQ store":            {"APQ_MAX_BYTES": "0"},
-		"negative TTL":              {"CACHE_TTL": "-1s"},
-		"zero cache bytes":          {"CACHE_MAX_BYTES": "0"},
-		"negative breaker":          {"COMPSHARE_BREAKER_FAILURES": "-1"},
-		"zero cooldown":             {"COMPSHARE_BREAKER_COOLDOWN": "0s"},
-	} {
-		_, err := loadConfig(nil, env(m), io.Discard)
-		assert.Error(t, err, name)
-	}
-	err = run(context.Background(), nil, env(map[string]string{"COMPSHARE_PUBLIC_KEY": "pub"}), io.Discard, io.Discard)
+	err := run(context.Background(), nil, env(map[string]string{"COMPSHARE_PUBLIC_KEY": "pub"}), io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "COMPSHARE_PRIVATE_KEY")
+	var help bytes.Buffer
+	err = run(context.Background(), []string{"-h"}, env(nil), io.Discard, &help)
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	assert.Contains(t, help.String(), "-compshare-qps")
+}
+
+// TestFirstLineSaysWhereToGo: the first log line names the playground, the
+// API and the metrics URLs and the mode; in text at a terminal (or with
+// LOG_FORMAT=text), JSON lines otherwise; the settings dump is at debug.
+func TestFirstLineSaysWhereToGo(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"LOG_FORMAT": "text", "METRICS_ADDR": "127.0.0.1:0"})
+	first, _, _ := strings.Cut(s.logs.String(), "\n")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(s.url, "http://"))
+	_, mport, _ := net.SplitHostPort(s.metrics)
+	assert.True(t, strings.HasPrefix(first, "time="), "text: %s", first)
+	assert.Contains(t, first, "msg=listening")
+	assert.Contains(t, first, "mode=sandbox")
+	assert.Contains(t, first, "playground=http://localhost:"+port+"/")
+	assert.Contains(t, first, "query=http://localhost:"+port+"/query")
+	assert.Contains(t, first, "metrics=http://localhost:"+mport+"/metrics")
+	assert.NotContains(t, s.logs.String(), "COMPSHARE_QPS", "the settings dump is at debug level")
+
+	s = startServer(t, map[string]string{"LOG_LEVEL": "debug"})
+	first, _, _ = strings.Cut(s.logs.String(), "\n")
+	assert.True(t, strings.HasPrefix(first, `{"time":`), "JSON lines when stdout is no terminal: %s", first)
+	assert.Contains(t, first, `"msg":"listening"`)
+	assert.Contains(t, s.logs.String(), `"COMPSHARE_QPS":"20"`, "the settings at debug level")
 }
 
 // TestPrintSchema: -print-schema writes the subgraph SDL and exits, without
@@ -575,7 +485,7 @@ func TestDrain(t *testing.T) {
 // password, and a replica whose Redis does not answer starts anyway.
 func TestRedisURLIsMasked(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, map[string]string{"REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0"})
+	s := startServer(t, map[string]string{"REDIS_URL": "redis://:hunter2-secret@127.0.0.1:1/0", "LOG_LEVEL": "debug"})
 	status, out, _ := s.graphql(t, `{ imageGroups(first: 1) { totalCount } }`)
 	assert.Equal(t, http.StatusOK, status)
 	assert.Nil(t, out["errors"])

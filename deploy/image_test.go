@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // The image's files, all of them: what deploy/Containerfile copies in.
@@ -37,8 +39,7 @@ func TestImage(t *testing.T) {
 	if image == "" {
 		t.Skip("IMAGEGRAPH_IMAGE names no built image: make image-test builds one and runs this test")
 	}
-	_, err := exec.LookPath("podman")
-	require.NoError(t, err, "podman reads the image (make image-deps installs it)")
+	testkit.RequireTool(t, testkit.ImageDeps, "podman")
 
 	t.Run("config", func(t *testing.T) {
 		out, err := exec.Command("podman", "image", "inspect", image).Output()

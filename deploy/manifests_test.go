@@ -9,21 +9,20 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // secretSettings must come from the Secret, never from the ConfigMap or a
@@ -44,7 +43,7 @@ var fallbackDefaults = map[string]string{"SHUTDOWN_DRAIN": "5s", "SHUTDOWN_TIMEO
 // it listens on, the endpoints it serves, how long it takes to shut down.
 func TestManifests(t *testing.T) {
 	m := render(t)
-	bin := buildServer(t)
+	bin := testkit.Build(t, ".")
 	settings := serverSettings(t, bin)
 
 	api, ok := m.deployments["imagegraph"]
@@ -300,7 +299,7 @@ func TestManifests(t *testing.T) {
 		// run servers side by side.
 		metricsURL := ""
 		if run["METRICS_ADDR"] != "" {
-			run["METRICS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			run["METRICS_ADDR"] = fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 			metricsURL = "http://" + run["METRICS_ADDR"] + "/metrics"
 		}
 		s := startServer(t, bin, run)
@@ -490,10 +489,7 @@ type pdb struct {
 // render runs kubectl kustomize k8s and decodes its documents.
 func render(t *testing.T) rendered {
 	t.Helper()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		t.Fatal("kubectl is not on PATH: these tests render deploy/k8s with `kubectl kustomize` (kubectl 1.27 or later)")
-	}
+	kubectl := testkit.RequireTool(t, testkit.KubectlInstall, "kubectl")[0]
 	cmd := exec.Command(kubectl, "kustomize", "k8s")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -585,41 +581,6 @@ func containerEnv(t *testing.T, m rendered, c container) map[string]envVar {
 		env[e.Name] = envVar{value: e.Value, from: "the container's env"}
 	}
 	return env
-}
-
-// buildServer builds the server from the module root (deploy/'s parent).
-func buildServer(t *testing.T) string {
-	t.Helper()
-	bin, err := builtServer()
-	require.NoError(t, err)
-	return bin
-}
-
-// builtServer builds the server once for every test of the package (go
-// build caches compiled packages, not the linked binary), into a directory
-// removed when the package's tests end.
-var builtServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "imagegraph-deploy-test")
-	if err != nil {
-		return "", err
-	}
-	buildDir = dir
-	bin := filepath.Join(dir, "imagegraph")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w: %s", err, out)
-	}
-	return bin, nil
-})
-
-// buildDir is where builtServer put the binary ("" before it ran).
-var buildDir string
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
 }
 
 // envInHelp matches a setting in -h's output: "... (env NAME) (default V)".

@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/internal/telemetry"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // The monitoring files, relative to deploy/ (the tests' working directory).
@@ -190,7 +191,7 @@ func TestDashboard(t *testing.T) {
 // value.
 func TestAlertRules(t *testing.T) {
 	t.Parallel()
-	promtool := requireTool(t, "promtool")
+	promtool := testkit.RequireTool(t, testkit.MonitoringDeps, "promtool")[0]
 	for _, args := range [][]string{{"check", "rules", alertsFile}, {"test", "rules", alertTestsFile}} {
 		out, err := exec.Command(promtool, args...).CombinedOutput()
 		require.NoError(t, err, "promtool %s:\n%s", strings.Join(args, " "), out)
@@ -256,8 +257,7 @@ func TestAlertRules(t *testing.T) {
 // kubectl apply's last-applied-configuration annotation (256 KiB).
 func TestMonitoringManifests(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	require.NoError(t, err, "kubectl is not on PATH: these tests render deploy/k8s with `kubectl kustomize` (kubectl 1.27 or later)")
+	kubectl := testkit.RequireTool(t, testkit.KubectlInstall, "kubectl")[0]
 	cmd := exec.Command(kubectl, "kustomize", "k8s")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -323,7 +323,7 @@ func TestMonitoringManifests(t *testing.T) {
 // server meets, is pending, with the job and namespace labels it keeps.
 func TestMonitoringPrometheus(t *testing.T) {
 	t.Parallel()
-	promBin := requireTool(t, "prometheus")
+	promBin := testkit.RequireTool(t, testkit.MonitoringDeps, "prometheus")[0]
 	exprs := monitoredExprs(t)
 	d, _ := loadDashboard(t)
 	vars := map[string]templateVar{}
@@ -331,13 +331,13 @@ func TestMonitoringPrometheus(t *testing.T) {
 		vars[v.Name] = v
 	}
 
-	bin := buildServer(t)
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	bin := testkit.Build(t, ".")
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	s := startServer(t, bin, map[string]string{
 		"METRICS_ADDR": metricsAddr,
 		// Configured, and nothing listens there: the fleet's metrics exist
 		// and say Redis is down.
-		"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", freePort(t)),
+		"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", testkit.FreePort(t)),
 		// For the GOMEMLIMIT line of the memory panel and alert.
 		"GOMEMLIMIT": strconv.Itoa(256 << 20),
 	})
@@ -645,17 +645,6 @@ func readYAML(t *testing.T, path string, v any) {
 	require.NoError(t, yaml.Unmarshal(raw, v), path)
 }
 
-// requireTool returns the path of a program of Debian's prometheus
-// package, or fails the test: these checks are not optional.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s is not on PATH: the monitoring tests need Prometheus' %s (Debian: apt-get install prometheus, which brings prometheus and promtool)", name, name)
-	}
-	return p
-}
-
 // postQuery sends a GraphQL query to s and returns the status and body.
 func postQuery(t *testing.T, s *server, query string) (int, []byte) {
 	t.Helper()
@@ -705,14 +694,14 @@ func sendTraffic(t *testing.T, s *server) {
 // promServer is a Prometheus a test started.
 type promServer struct {
 	url  string
-	done chan struct{} // closed when the process has exited
+	proc *testkit.Process
 }
 
 // startPrometheus runs bin, scraping target (job imagegraph, with a
 // namespace label, as Kubernetes service discovery would add) and
 // evaluating alerts.yaml every second, with its storage in a temporary
 // directory, and returns once it is ready. It is killed when the test
-// ends, and its output logged if the test failed.
+// ends, and its output and configuration logged if the test failed.
 func startPrometheus(t *testing.T, bin, target string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
@@ -734,24 +723,17 @@ scrape_configs:
 	configFile := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(configFile, []byte(config), 0o644))
 
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin,
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prometheus ran with\n%s", config)
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	p := &promServer{url: "http://" + addr, proc: testkit.Start(t, "prometheus", exec.Command(bin,
 		"--config.file="+configFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
-		"--log.level=warn")
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	require.NoError(t, cmd.Start(), "start %s", bin)
-	p := &promServer{url: "http://" + addr, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("prometheus with\n%s\nsaid:\n%s", config, out)
-		}
-	})
+		"--log.level=warn"))}
 	p.waitFor(t, "Prometheus ready", func() bool {
 		resp, err := httpClient.Get(p.url + "/-/ready")
 		if err != nil {
@@ -767,7 +749,7 @@ scrape_configs:
 // if Prometheus exits meanwhile.
 func (p *promServer) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitFor(t, "prometheus", p.done, what, 200*time.Millisecond, cond)
+	p.proc.WaitUntil(t, what, 200*time.Millisecond, cond)
 }
 
 // promSample is one element of a query's result.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,36 +11,44 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// gatedService counts calls and holds each until release is closed.
-type gatedService struct {
-	calls   atomic.Int64
-	started chan struct{}
-	release chan struct{}
-	panics  bool
+// held is a fake upstream that holds every call until released, then
+// answers an empty page with a TotalCount of 7, or panics with "boom".
+func held(panics bool) (*testkit.Upstream, <-chan struct{}) {
+	up := &testkit.Upstream{Answer: func(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		if panics {
+			panic("boom")
+		}
+		return &upstream.DescribeCommunityImagesResponse{TotalCount: 7}, nil
+	}}
+	return up, up.Hold()
 }
 
-func (s *gatedService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	s.calls.Add(1)
-	s.started <- struct{}{}
-	<-s.release
-	if s.panics {
-		panic("boom")
+// watchClaim makes the thunk c holds for key, a load's claim, report on the
+// returned channel each time a load calls it: that load found the claim and
+// waits for it. The load that claimed key resolves it without calling it.
+func watchClaim[K comparable, V any](t *testing.T, c *claimCache[K, V], key K) <-chan struct{} {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	th, ok := c.m[key]
+	require.True(t, ok, "%v is claimed", key)
+	waiting := make(chan struct{}, 16)
+	c.m[key] = func() (V, error) {
+		waiting <- struct{}{}
+		return th()
 	}
-	return &upstream.DescribeCommunityImagesResponse{TotalCount: 7}, nil
-}
-
-func newGated() *gatedService {
-	return &gatedService{started: make(chan struct{}, 16), release: make(chan struct{})}
+	return waiting
 }
 
 // TestLoneLoadsShareOneCall: a lone load runs on its caller, and identical
 // loads made while it is in flight, alone or through the loader's batch,
 // wait for it: one upstream call, one answer for all.
 func TestLoneLoadsShareOneCall(t *testing.T) {
-	svc := newGated()
+	svc, started := held(false)
 	l := NewLoaders(svc, LoaderOptions{})
 	ctx := context.Background()
 	q := PageKey{Limit: 20}
@@ -54,7 +61,8 @@ func TestLoneLoadsShareOneCall(t *testing.T) {
 		assert.NoError(t, err)
 		results[0] = p
 	}()
-	<-svc.started // the first load is in flight
+	testkit.Await(t, started, "call of the first load")
+	waiting := watchClaim(t, l.pageCache, q)
 	for i := 1; i < 3; i++ {
 		wg.Add(1)
 		go func() {
@@ -71,39 +79,37 @@ func TestLoneLoadsShareOneCall(t *testing.T) {
 		assert.NoError(t, err)
 		results[3] = ps[0]
 	}()
-	<-svc.started // the batch's other page
-	close(svc.release)
+	for range 3 { // the two lone loads and the batch's load of q
+		testkit.Await(t, waiting, "load of q waiting for the first")
+	}
+	testkit.Await(t, started, "call for the batch's other page")
+	svc.Release()
 	wg.Wait()
-	assert.Equal(t, int64(2), svc.calls.Load(), "one call for q, one for the other page")
+	assert.Equal(t, int64(2), svc.Calls(), "one call for q, one for the other page")
 	for _, p := range results {
 		require.NotNil(t, p)
 		assert.Same(t, results[0], p)
-	}
-	select {
-	case <-svc.started:
-		t.Fatal("a third call was made")
-	case <-time.After(10 * time.Millisecond):
 	}
 }
 
 // TestLoneLoadPanicIsItsError: a panic in a lone load is an internal error
 // for its caller and for every load waiting for it.
 func TestLoneLoadPanicIsItsError(t *testing.T) {
-	svc := newGated()
-	svc.panics = true
+	svc, started := held(true)
 	l := NewLoaders(svc, LoaderOptions{})
 	ctx := context.Background()
 	errs := make(chan error, 2)
 	go func() { _, err := l.Group(ctx, "g1"); errs <- err }()
-	<-svc.started
+	testkit.Await(t, started, "call of the first load")
+	waiting := watchClaim(t, l.groupCache, "g1")
 	go func() { _, err := l.Group(ctx, "g1"); errs <- err }()
-	time.Sleep(5 * time.Millisecond) // let the second load find the first in flight
-	close(svc.release)
+	testkit.Await(t, waiting, "second load waiting for the first")
+	svc.Release()
 	for range 2 {
 		var intl *internalError
 		assert.True(t, errors.As(<-errs, &intl))
 	}
-	assert.Equal(t, int64(1), svc.calls.Load())
+	assert.Equal(t, int64(1), svc.Calls())
 }
 
 // TestClaimCache: a primed or claimed key is not claimed again, and Set
@@ -141,7 +147,7 @@ func TestClaimCache(t *testing.T) {
 // _entities request for a second).
 func TestBatchesGoOutAtOnce(t *testing.T) {
 	t.Parallel()
-	svc := &countingService{}
+	svc := &testkit.Upstream{}
 	l := NewLoaders(svc, LoaderOptions{backstop: time.Hour})
 	ctx := WithLoaders(context.Background(), l)
 	done := make(chan struct{})
@@ -162,13 +168,5 @@ func TestBatchesGoOutAtOnce(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("a batch waited for the backstop")
 	}
-	assert.EqualValues(t, 6, svc.calls.Load())
-}
-
-// countingService answers every call with an empty page and counts them.
-type countingService struct{ calls atomic.Int64 }
-
-func (s *countingService) DescribeCommunityImages(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	s.calls.Add(1)
-	return &upstream.DescribeCommunityImagesResponse{}, nil
+	assert.EqualValues(t, 6, svc.Calls())
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -26,7 +26,7 @@ type env struct {
 	sb     *sandbox.Server
 	client *upstream.Client
 	api    *httptest.Server
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 }
 
 type envOption func(*envConfig)
@@ -38,8 +38,18 @@ type envConfig struct {
 	handler     func(*graph.HandlerConfig)
 }
 
+// withHandlerConfig edits the handler's configuration, after the edits of
+// the options before it.
 func withHandlerConfig(fn func(*graph.HandlerConfig)) envOption {
-	return func(c *envConfig) { c.handler = fn }
+	return func(c *envConfig) {
+		prev := c.handler
+		c.handler = func(h *graph.HandlerConfig) {
+			if prev != nil {
+				prev(h)
+			}
+			fn(h)
+		}
+	}
 }
 
 func withClientOptions(opts ...upstream.Option) envOption {
@@ -76,7 +86,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if cfg.service != nil {
 		svc = cfg.service(client)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	// The server's defaults: every test runs within the limits it ships with.
 	hc := graph.HandlerConfig{
 		Service:          limits.Meter(svc),
@@ -175,73 +185,25 @@ func (e *env) allGroups(t *testing.T, req upstream.DescribeCommunityImagesReques
 	}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// countingService counts calls and the most in flight at once, for tests
-// that need the count on the API's side of the client.
-type countingService struct {
-	upstream.Service
-	mu              sync.Mutex
-	calls, inFlight int
-	maxInFlight     int
-	hook            func(*upstream.DescribeCommunityImagesRequest)
-}
-
-func (c *countingService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	c.mu.Lock()
-	c.calls++
-	c.inFlight++
-	c.maxInFlight = max(c.maxInFlight, c.inFlight)
-	if c.hook != nil {
-		c.hook(req)
-	}
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inFlight--
-		c.mu.Unlock()
-	}()
-	return c.Service.DescribeCommunityImages(ctx, req)
-}
-
 type graphService = upstream.Service
 
-// rewriteService edits a deep copy of every response, to feed the API data
-// the sandbox would never send.
-type rewriteService struct {
-	upstream.Service
-	fn func(*upstream.DescribeCommunityImagesResponse)
-}
-
-func (r rewriteService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	resp, err := r.Service.DescribeCommunityImages(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, err
-	}
-	var cp upstream.DescribeCommunityImagesResponse
-	if err := json.Unmarshal(b, &cp); err != nil {
-		return nil, err
-	}
-	r.fn(&cp)
-	return &cp, nil
+// rewriting answers with s's answers, each edited (a deep copy of it) by
+// fn, to feed the API data the sandbox would never send.
+func rewriting(s upstream.Service, fn func(*upstream.DescribeCommunityImagesResponse)) upstream.Service {
+	return &testkit.Upstream{Answer: func(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		resp, err := s.DescribeCommunityImages(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(resp)
+		if err != nil {
+			return nil, err
+		}
+		var cp upstream.DescribeCommunityImagesResponse
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return nil, err
+		}
+		fn(&cp)
+		return &cp, nil
+	}}
 }

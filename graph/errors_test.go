@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -110,7 +111,7 @@ func TestUpstreamErrorCodes(t *testing.T) {
 func TestPartialResults(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withService(func(s graphService) graphService {
-		return failingService{s, "Broken"}
+		return failing(s, "Broken")
 	}))
 	resp := e.do(t, `{
 		good: imageGroups(first: 2) { totalCount }
@@ -132,7 +133,7 @@ func TestPartialResults(t *testing.T) {
 func TestVersionsFailureKeepsTheGroup(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withService(func(s graphService) graphService {
-		return failingService{s, "group-"}
+		return failing(s, "group-")
 	}))
 	resp := e.do(t, `{ imageGroups(first: 2, filter: {tags: ["AIGC"]}) { nodes { groupId name versions { totalCount } } } }`, nil)
 	var data struct {
@@ -162,7 +163,7 @@ func TestVersionsFailureKeepsTheGroup(t *testing.T) {
 // line, never a dead process or a stack trace in the response.
 func TestPanicsBecomeInternalErrors(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, withService(func(s graphService) graphService { return panickingService{} }))
+	e := newEnv(t, withService(func(s graphService) graphService { return panicking() }))
 	resp := e.do(t, `{ imageGroups(first: 1) { totalCount } }`, nil)
 	require.Len(t, resp.Errors, 1, string(resp.raw))
 	assert.Equal(t, "internal error", resp.Errors[0].Message)
@@ -174,24 +175,22 @@ func TestPanicsBecomeInternalErrors(t *testing.T) {
 	assert.Empty(t, resp.Errors)
 }
 
-// failingService fails every request whose Name or GroupId contains marker,
-// as an unreachable upstream would.
-type failingService struct {
-	graphService
-	marker string
+// failing fails every call whose Name or GroupId contains marker, as an
+// unreachable upstream would, and passes the others to s.
+func failing(s upstream.Service, marker string) upstream.Service {
+	return &testkit.Upstream{Answer: func(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		if (marker != "" && strings.Contains(req.Name, marker)) || (req.GroupId != "" && strings.Contains(req.GroupId, marker)) {
+			return nil, &upstream.APIError{Action: upstream.ActionDescribeCommunityImages, Kind: upstream.KindNetwork, Message: "connection refused", Retryable: true, Attempts: 3}
+		}
+		return s.DescribeCommunityImages(ctx, req)
+	}}
 }
 
-func (f failingService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	if (f.marker != "" && strings.Contains(req.Name, f.marker)) || (req.GroupId != "" && strings.Contains(req.GroupId, f.marker)) {
-		return nil, &upstream.APIError{Action: upstream.ActionDescribeCommunityImages, Kind: upstream.KindNetwork, Message: "connection refused", Retryable: true, Attempts: 3}
-	}
-	return f.graphService.DescribeCommunityImages(ctx, req)
-}
-
-type panickingService struct{}
-
-func (panickingService) DescribeCommunityImages(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	panic("boom")
+// panicking panics with "boom" on every call.
+func panicking() upstream.Service {
+	return &testkit.Upstream{Answer: func(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		panic("boom")
+	}}
 }
 
 // TestRequestErrorStatusCodes: request errors follow GraphQL over HTTP:

@@ -24,3 +24,8 @@ func (f federatedTracing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.plain.ServeHTTP(w, r)
 }
+
+// WantsTrace reports a request that asks for a federated trace: its answer
+// carries the trace of its own execution, so the cache of answers passes it
+// by.
+func WantsTrace(r *http.Request) bool { return r.Header.Get(FederatedTraceHeader) == "ftv1" }

@@ -64,7 +64,7 @@ func TestEntitiesMixedBatch(t *testing.T) {
 // own entry, not its neighbours.
 func TestEntityFailureStaysLocal(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, withService(func(s graphService) graphService { return failingService{s, "group-broken"} }))
+	e := newEnv(t, withService(func(s graphService) graphService { return failing(s, "group-broken") }))
 	g := e.sb.Groups()[0]
 	resp := e.do(t, entitiesQuery, map[string]any{"reps": []map[string]any{
 		{"__typename": "ImageGroup", "groupId": g.GroupId},

@@ -204,7 +204,7 @@ func nonNil(s []string) []string {
 func TestUnknownEnumValuesMapToUnknown(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withService(func(s graphService) graphService {
-		return rewriteService{s, func(r *upstream.DescribeCommunityImagesResponse) {
+		return rewriting(s, func(r *upstream.DescribeCommunityImagesResponse) {
 			for i := range r.CompshareImageGroup {
 				g := &r.CompshareImageGroup[i]
 				g.Status = "Frozen"
@@ -213,7 +213,7 @@ func TestUnknownEnumValuesMapToUnknown(t *testing.T) {
 					g.Data[j].AuthInfo = 9
 				}
 			}
-		}}
+		})
 	}))
 	resp := e.do(t, `{ imageGroups(first: 2) { nodes { status versions { nodes { status authorType } } } } }`, nil)
 	require.Empty(t, resp.Errors, string(resp.raw))

@@ -14,6 +14,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/limits"
@@ -35,15 +36,12 @@ type HandlerConfig struct {
 	// X-Federation-Secret header read `_service` (and introspect) even
 	// with Introspection off: the way a federation router composes.
 	FederationSecret string
-	// DeduplicateOperations makes identical concurrent requests share one
-	// execution (see gqlhttp.Deduplicate).
-	DeduplicateOperations bool
-	// DedupeVary, when set, returns what else must match for two requests
-	// to share an execution (the client a rate limit charges, say).
-	DedupeVary func(*http.Request) string
-	// DedupeShared, when set, is told of each request answered by another's
-	// execution (see gqlhttp.DedupeOptions.Shared).
-	DedupeShared func(follower, leader *http.Request)
+	// Answers, when set, answers repeats from the cache of whole answers
+	// in front of execution, and makes identical requests that miss at
+	// the same time share one execution (see package answers; build it
+	// with the handler's QueryCache, HTTPCaching.Judge, and Variant and
+	// Bypass below).
+	Answers *answers.Cache
 	// FederatedTracing answers a request that asks for it with header
 	// Apollo-Federation-Include-Trace: ftv1 (a federation router) with
 	// Apollo's federated trace of its fields in extensions.ftv1. Only those
@@ -118,13 +116,8 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		exec = federatedTracing{secret: []byte(cfg.FederationSecret), traced: tracedSrv, plain: srv}
 	}
 	h := Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, exec)
-	if cfg.DeduplicateOperations {
-		h = gqlhttp.Deduplicate(gqlhttp.DedupeOptions{
-			Log:     cfg.Log,
-			Headers: []string{FederationSecretHeader, "If-None-Match", FederatedTraceHeader},
-			Vary:    cfg.DedupeVary,
-			Shared:  cfg.DedupeShared,
-		}, h)
+	if cfg.Answers != nil {
+		h = cfg.Answers.Handler(h)
 	}
 	return h
 }

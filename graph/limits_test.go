@@ -18,8 +18,11 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/codes"
+	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -318,37 +321,34 @@ func TestNoSuggestionsWithoutIntrospection(t *testing.T) {
 	assert.GreaterOrEqual(t, suggested, 3, "with introspection on, suggestions stay")
 }
 
-// gatedService holds every upstream call until its gate opens.
-type gatedService struct {
-	upstream.Service
-	gate chan struct{}
-}
-
-func (g gatedService) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	select {
-	case <-g.gate:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// gated passes every upstream call to s once released: until then it
+// holds them all.
+func gated(up *testkit.Upstream) func(upstream.Service) upstream.Service {
+	return func(s upstream.Service) upstream.Service {
+		up.Answer = s.DescribeCommunityImages
+		up.Hold()
+		return up
 	}
-	return g.Service.DescribeCommunityImages(ctx, req)
 }
 
 // TestInflightBound: through HTTP, an operation that finds no room under
 // the in-flight bound in time is a request error: 503 with Retry-After and
 // SERVER_OVERLOADED, no data, no upstream call; one that finds room after
 // waiting runs; and every operation gives its room back once answered, on
-// every path (deduplicated, with a federated trace, refused by a limit,
-// failed).
+// every path (sharing an execution, with a federated trace, refused by a
+// limit, failed).
 func TestInflightBound(t *testing.T) {
 	t.Parallel()
 	for _, wait := range []time.Duration{0, time.Minute} {
-		gate := make(chan struct{})
+		up := &testkit.Upstream{}
 		inflight := limits.NewInflight(50, wait)
 		e := newEnv(t,
-			withService(func(s upstream.Service) upstream.Service { return gatedService{Service: s, gate: gate} }),
+			withService(gated(up)),
 			withHandlerConfig(func(c *graph.HandlerConfig) {
 				c.Inflight = inflight
-				c.DeduplicateOperations = true
+				c.QueryCache = documents.New(documents.Options{})
+				c.HTTPCaching = graph.HTTPCaching{MaxAge: time.Minute}
+				c.Answers = answers.New(answers.Options{Documents: c.QueryCache.(*documents.Cache), Judge: c.HTTPCaching.Judge})
 				c.FederatedTracing = true
 			}))
 		// Costs more than the whole bound: it runs alone.
@@ -364,12 +364,12 @@ func TestInflightBound(t *testing.T) {
 			assert.Equal(t, codes.Overloaded, resp.Errors[0].Extensions["code"])
 			assert.EqualValues(t, 1, resp.Errors[0].Extensions["retryAfterSeconds"])
 			assert.Nil(t, resp.Data)
-			close(gate)
+			up.Release()
 		} else {
 			light := make(chan gqlResponse, 1)
 			go func() { light <- e.do(t, `{ imageGroups(first: 1) { nodes { groupId } } }`, nil) }()
 			require.Eventually(t, func() bool { return inflight.Stats().Waiting == 1 }, 10*time.Second, time.Millisecond)
-			close(gate)
+			up.Release()
 			resp := <-light
 			assert.Empty(t, resp.Errors, string(resp.raw))
 		}
@@ -377,7 +377,7 @@ func TestInflightBound(t *testing.T) {
 		assert.Empty(t, resp.Errors, string(resp.raw))
 		assert.EqualValues(t, 1+map[bool]int64{true: 0, false: 1}[wait == 0], e.calls(), "the refused operation made no call")
 
-		// Every path gives its room back: deduplicated, traced, failed,
+		// Every path gives its room back: shared, traced, failed,
 		// refused by a limit, partial.
 		ftv1 := http.Header{graph.FederatedTraceHeader: {"ftv1"}}
 		var wg sync.WaitGroup
@@ -397,11 +397,11 @@ func TestInflightBound(t *testing.T) {
 // once (429), not queued for room under the in-flight bound first.
 func TestRateLimitBeforeInflight(t *testing.T) {
 	t.Parallel()
-	gate := make(chan struct{})
+	up := &testkit.Upstream{}
 	inflight := limits.NewInflight(10, time.Minute)
 	var admitted atomic.Int32
 	e := newEnv(t,
-		withService(func(s upstream.Service) upstream.Service { return gatedService{Service: s, gate: gate} }),
+		withService(gated(up)),
 		withHandlerConfig(func(c *graph.HandlerConfig) {
 			c.Inflight = inflight
 			c.Admit = func(context.Context, int) error {
@@ -420,6 +420,6 @@ func TestRateLimitBeforeInflight(t *testing.T) {
 	require.Len(t, resp.Errors, 1, string(resp.raw))
 	assert.Equal(t, "RATE_LIMITED", resp.Errors[0].Extensions["code"])
 	assert.Zero(t, inflight.Stats().Waiting)
-	close(gate)
+	up.Release()
 	assert.Empty(t, (<-done).Errors)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
@@ -204,10 +205,8 @@ func TestLargeWindowIsConcurrentChunks(t *testing.T) {
 // call with Limit=1.
 func TestCountOnlyIsOneSmallCall(t *testing.T) {
 	t.Parallel()
-	var limits []int
-	svc := &countingService{}
-	e := newEnv(t, withService(func(s upstream.Service) upstream.Service { svc.Service = s; return svc }))
-	svc.hook = func(r *upstream.DescribeCommunityImagesRequest) { limits = append(limits, *r.Limit) }
+	svc := &testkit.Upstream{}
+	e := newEnv(t, withService(func(s upstream.Service) upstream.Service { svc.Answer = s.DescribeCommunityImages; return svc }))
 	var out struct {
 		ImageGroups struct {
 			TotalCount int      `json:"totalCount"`
@@ -215,6 +214,10 @@ func TestCountOnlyIsOneSmallCall(t *testing.T) {
 		} `json:"imageGroups"`
 	}
 	e.ok(t, `{ imageGroups(first: 50) { totalCount pageInfo { hasNextPage endCursor } } }`, nil, &out)
+	var limits []int
+	for _, r := range svc.Requests() {
+		limits = append(limits, *r.Limit)
+	}
 	assert.Equal(t, []int{1}, limits)
 	assert.Positive(t, out.ImageGroups.TotalCount)
 	assert.True(t, out.ImageGroups.PageInfo.HasNextPage)

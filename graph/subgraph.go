@@ -50,3 +50,17 @@ func FromFederationRouter(secret string) func(context.Context, *graphql.Operatio
 func Schema() *ast.Schema {
 	return NewExecutableSchema(Config{Resolvers: &Resolver{}}).Schema()
 }
+
+// RouterVariant returns the Variant of the cache of answers: a request
+// carrying secret (a federation router) may introspect and run operations
+// outside the safelist, so its answers are kept apart from everyone
+// else's. With no secret every request is alike.
+func RouterVariant(secret string) func(*http.Request) string {
+	want := []byte(secret)
+	return func(r *http.Request) string {
+		if CarriesFederationSecret(r.Header, want) {
+			return "router"
+		}
+		return ""
+	}
+}

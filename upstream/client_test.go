@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/internal/testkit/logbuf"
 )
 
 func TestNewClientOptions(t *testing.T) {
@@ -798,33 +800,56 @@ func TestCoalescing(t *testing.T) {
 	})
 }
 
+// TestMaxInFlight: the client makes at most WithMaxInFlight calls at once,
+// and makes that many. With every call the upstream receives held, three
+// of twenty distinct calls reach it together and the client reports its
+// three slots taken; released, all twenty are made, never more than three
+// at once.
 func TestMaxInFlight(t *testing.T) {
 	t.Parallel()
+	const bound, n = 3, 20
 	var cur, peak atomic.Int64
-	srv := newTestServer(t, func(w http.ResponseWriter, _ *http.Request, _ int64) {
-		n := cur.Add(1)
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
+		now := cur.Add(1)
 		for {
 			p := peak.Load()
-			if n <= p || peak.CompareAndSwap(p, n) {
+			if now <= p || peak.CompareAndSwap(p, now) {
 				break
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
 		cur.Add(-1)
 		writeJSON(w, http.StatusOK, okJSON)
 	})
-	c, _ := newTestClient(t, srv.URL, WithMaxInFlight(3))
+	releaseAll := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseAll) // before the server closes, should the test fail while calls are held
+	c, _ := newTestClient(t, srv.URL, WithMaxInFlight(bound))
 	var wg sync.WaitGroup
-	for i := range 20 {
+	for i := range n {
 		wg.Go(func() {
 			_, err := c.DescribeCommunityImages(context.Background(), &DescribeCommunityImagesRequest{Offset: Int(i)})
 			assert.NoError(t, err)
 		})
 	}
+	for i := range bound {
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d calls reached the upstream at once, not the %d the bound allows", i, bound)
+		}
+	}
+	assert.Equal(t, bound, c.Stats().InFlight, "every slot is taken while the calls are held")
+	releaseAll()
 	wg.Wait()
-	assert.Equal(t, int64(20), srv.calls.Load())
-	assert.LessOrEqual(t, peak.Load(), int64(3))
-	assert.GreaterOrEqual(t, peak.Load(), int64(1))
+	assert.Equal(t, int64(n), srv.calls.Load())
+	assert.Equal(t, int64(bound), peak.Load(), "the bound reached, never passed")
+	assert.Zero(t, c.Stats().InFlight)
 }
 
 // countingLimiter counts Wait calls and fails them with err when set.
@@ -883,31 +908,13 @@ func TestRateLimit(t *testing.T) {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsRetries(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request, _ int64) {
 		b, _ := io.ReadAll(r.Body)
 		writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"RetCode":0,"Message":%q}`, "echo "+string(b)))
 	})
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, _ := newTestClient(t, srv.URL, WithLogger(logger))
 	_, err := c.DescribeCommunityImages(context.Background(), &DescribeCommunityImagesRequest{})

@@ -6,73 +6,55 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// fakeUpstream answers from a catalogue of groups, counts calls, and fails
-// with err while it is set.
-type fakeUpstream struct {
-	groups  []upstream.ImageGroup
-	calls   atomic.Int64
-	mu      sync.Mutex
-	err     error
-	refresh chan struct{} // when set, a call sends on it once answered
-}
-
-func (f *fakeUpstream) fail(err error) {
-	f.mu.Lock()
-	f.err = err
-	f.mu.Unlock()
-}
-
-func (f *fakeUpstream) DescribeCommunityImages(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	f.calls.Add(1)
-	f.mu.Lock()
-	err := f.err
-	f.mu.Unlock()
-	if f.refresh != nil {
-		defer func() { f.refresh <- struct{}{} }()
-	}
-	if err != nil {
-		return nil, err
-	}
-	var match []upstream.ImageGroup
-	for _, g := range f.groups {
-		if req.GroupId != "" && g.GroupId != req.GroupId {
-			continue
-		}
-		if req.CompShareImageId != "" {
-			var hit []upstream.Image
-			for _, v := range g.Data {
-				if v.CompShareImageId == req.CompShareImageId {
-					hit = append(hit, v)
-				}
-			}
-			if hit == nil {
+// catalogueUpstream is a fake upstream that answers from a catalogue of
+// groups: a page of them, or the group or version a lookup names.
+func catalogueUpstream(groups []upstream.ImageGroup) *testkit.Upstream {
+	return &testkit.Upstream{Answer: func(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		var match []upstream.ImageGroup
+		for _, g := range groups {
+			if req.GroupId != "" && g.GroupId != req.GroupId {
 				continue
 			}
-			g.Data = hit
+			if req.CompShareImageId != "" {
+				var hit []upstream.Image
+				for _, v := range g.Data {
+					if v.CompShareImageId == req.CompShareImageId {
+						hit = append(hit, v)
+					}
+				}
+				if hit == nil {
+					continue
+				}
+				g.Data = hit
+			}
+			match = append(match, g)
 		}
-		match = append(match, g)
-	}
-	off, lim := 0, 20
-	if req.Offset != nil {
-		off = *req.Offset
-	}
-	if req.Limit != nil {
-		lim = *req.Limit
-	}
-	total := len(match)
-	match = match[min(off, total):min(off+lim, total)]
-	return &upstream.DescribeCommunityImagesResponse{Action: "DescribeCommunityImagesResponse", TotalCount: total, CompshareImageGroup: match}, nil
+		off, lim := 0, 20
+		if req.Offset != nil {
+			off = *req.Offset
+		}
+		if req.Limit != nil {
+			lim = *req.Limit
+		}
+		total := len(match)
+		match = match[min(off, total):min(off+lim, total)]
+		return &upstream.DescribeCommunityImagesResponse{Action: "DescribeCommunityImagesResponse", TotalCount: total, CompshareImageGroup: match}, nil
+	}}
 }
+
+// settle waits for the background work c has started (refreshes, writes to
+// the tier) to end: a refresh has then stored what it fetched.
+func settle(c *Cache) { c.wg.Wait() }
 
 func catalogue(n int) []upstream.ImageGroup {
 	out := make([]upstream.ImageGroup, n)
@@ -114,19 +96,19 @@ func get(t *testing.T, c *Cache, req *upstream.DescribeCommunityImagesRequest) (
 // it meanwhile), then fresh again.
 func TestFreshness(t *testing.T) {
 	t.Parallel()
-	up := &fakeUpstream{groups: catalogue(30)}
+	up := catalogueUpstream(catalogue(30))
 	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 
 	first, r, err := get(t, c, page(0, 10))
 	require.NoError(t, err)
 	assert.Equal(t, 30*time.Second, r.FreshFor)
-	assert.EqualValues(t, 1, up.calls.Load())
+	assert.EqualValues(t, 1, up.Calls())
 
 	clk.Advance(10 * time.Second)
 	again, r, err := get(t, c, page(0, 10))
 	require.NoError(t, err)
-	assert.EqualValues(t, 1, up.calls.Load(), "a fresh entry answers")
+	assert.EqualValues(t, 1, up.Calls(), "a fresh entry answers")
 	assert.Equal(t, 1, r.CacheHits)
 	assert.True(t, r.Fresh)
 	assert.Equal(t, 20*time.Second, r.FreshFor)
@@ -134,7 +116,7 @@ func TestFreshness(t *testing.T) {
 
 	// Stale, within stale-while-revalidate: answered at once; the refresh
 	// waits on the upstream until the test lets it answer.
-	up.refresh = make(chan struct{})
+	started := up.Hold()
 	clk.Advance(25 * time.Second)
 	for range 5 {
 		_, r, err = get(t, c, page(0, 10))
@@ -142,11 +124,14 @@ func TestFreshness(t *testing.T) {
 		assert.True(t, r.Stale)
 		assert.Nil(t, r.StaleError, "revalidating is not an error")
 	}
-	<-up.refresh
-	assert.EqualValues(t, 2, up.calls.Load(), "one background call, however many read the stale entry")
-	require.Eventually(t, func() bool { _, r, _ := get(t, c, page(0, 10)); return r.Fresh && !r.Stale }, 5*time.Second, time.Millisecond,
-		"the refreshed entry is fresh again")
-	assert.EqualValues(t, 2, up.calls.Load())
+	testkit.Await(t, started, "background refresh")
+	assert.EqualValues(t, 2, up.Calls(), "one background call, however many read the stale entry")
+	up.Release()
+	settle(c)
+	_, r, err = get(t, c, page(0, 10))
+	require.NoError(t, err)
+	assert.True(t, r.Fresh && !r.Stale, "the refreshed entry is fresh again")
+	assert.EqualValues(t, 2, up.Calls())
 }
 
 // TestStaleIfError: past stale-while-revalidate a read calls the upstream;
@@ -155,14 +140,14 @@ func TestFreshness(t *testing.T) {
 // the request itself is not masked; past stale-if-error the failure stands.
 func TestStaleIfError(t *testing.T) {
 	t.Parallel()
-	up := &fakeUpstream{groups: catalogue(5)}
+	up := catalogueUpstream(catalogue(5))
 	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 	_, _, err := get(t, c, page(0, 5))
 	require.NoError(t, err)
 
 	outage := &upstream.APIError{Kind: upstream.KindHTTP, HTTPStatus: 503, Retryable: true}
-	up.fail(outage)
+	up.Fail(outage)
 	clk.Advance(5 * time.Minute)
 	resp, r, err := get(t, c, page(0, 5))
 	require.NoError(t, err)
@@ -170,13 +155,13 @@ func TestStaleIfError(t *testing.T) {
 	assert.True(t, r.Stale)
 	assert.Same(t, outage, r.StaleError)
 	assert.Equal(t, 5*time.Minute, r.StaleAge)
-	assert.EqualValues(t, 2, up.calls.Load(), "the upstream was asked first")
+	assert.EqualValues(t, 2, up.Calls(), "the upstream was asked first")
 
-	up.fail(&upstream.APIError{Kind: upstream.KindRetCode, RetCode: upstream.RetCodeParamUnavailable})
+	up.Fail(&upstream.APIError{Kind: upstream.KindRetCode, RetCode: upstream.RetCodeParamUnavailable})
 	_, _, err = get(t, c, page(0, 5))
 	assert.Error(t, err, "a refusal of the request is not an outage")
 
-	up.fail(outage)
+	up.Fail(outage)
 	_, _, err = get(t, c, page(5, 5))
 	assert.Error(t, err, "nothing cached: the failure stands")
 
@@ -191,7 +176,7 @@ func TestStaleIfError(t *testing.T) {
 // finds nothing is kept for TTL only.
 func TestPriming(t *testing.T) {
 	t.Parallel()
-	up := &fakeUpstream{groups: catalogue(10)}
+	up := catalogueUpstream(catalogue(10))
 	clk := NewClock()
 	c := newCache(t, up, clk, testOptions)
 	_, _, err := get(t, c, page(0, 10))
@@ -214,15 +199,15 @@ func TestPriming(t *testing.T) {
 			assert.Equal(t, id, resp.CompshareImageGroup[0].Data[0].CompShareImageId)
 		}
 	}
-	assert.EqualValues(t, 1, up.calls.Load(), "a list, then every detail: one call")
+	assert.EqualValues(t, 1, up.Calls(), "a list, then every detail: one call")
 
-	up2 := &fakeUpstream{groups: catalogue(10)}
+	up2 := catalogueUpstream(catalogue(10))
 	c2 := newCache(t, up2, NewClock(), testOptions)
 	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{Tag: []string{"AIGC"}, Limit: upstream.Int(10)})
 	require.NoError(t, err)
 	_, _, err = get(t, c2, &upstream.DescribeCommunityImagesRequest{GroupId: "group-001", Limit: upstream.Int(1)})
 	require.NoError(t, err)
-	assert.EqualValues(t, 2, up2.calls.Load(), "a filtered page does not prime")
+	assert.EqualValues(t, 2, up2.Calls(), "a filtered page does not prime")
 
 	missing := &upstream.DescribeCommunityImagesRequest{GroupId: "group-nope", Limit: upstream.Int(1)}
 	for range 3 {
@@ -230,9 +215,9 @@ func TestPriming(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, resp.CompshareImageGroup)
 	}
-	assert.EqualValues(t, 2, up.calls.Load(), "a lookup that found nothing is kept")
+	assert.EqualValues(t, 2, up.Calls(), "a lookup that found nothing is kept")
 	clk.Advance(31 * time.Second)
-	up.fail(&upstream.APIError{Kind: upstream.KindNetwork})
+	up.Fail(&upstream.APIError{Kind: upstream.KindNetwork})
 	_, _, err = get(t, c, missing)
 	assert.Error(t, err, "and never answered stale")
 }
@@ -241,7 +226,7 @@ func TestPriming(t *testing.T) {
 // MaxBytes, by weight, not by entry count.
 func TestByteBound(t *testing.T) {
 	t.Parallel()
-	up := &fakeUpstream{groups: catalogue(400)}
+	up := catalogueUpstream(catalogue(400))
 	const bound = 256 << 10
 	c := newCache(t, up, NewClock(), Options{TTL: time.Minute, MaxBytes: bound})
 	for off := range 400 {
@@ -260,7 +245,7 @@ func TestByteBound(t *testing.T) {
 // TestWeighIsAnUpperBound: an entry's weight is at least what its copy
 // really holds on the heap, and not wildly more.
 func TestWeighIsAnUpperBound(t *testing.T) {
-	up := &fakeUpstream{groups: catalogue(20)}
+	up := catalogueUpstream(catalogue(20))
 	resp, err := up.DescribeCommunityImages(context.Background(), page(0, 20))
 	require.NoError(t, err)
 	const n = 200
@@ -286,7 +271,7 @@ func TestWeighIsAnUpperBound(t *testing.T) {
 // none.
 func TestZeroOptionsTakeDefaults(t *testing.T) {
 	t.Parallel()
-	c := New(&fakeUpstream{}, Options{StaleIfError: -1})
+	c := New(&testkit.Upstream{}, Options{StaleIfError: -1})
 	defer c.Close()
 	assert.Equal(t, DefaultTTL, c.opts.TTL)
 	assert.Equal(t, int64(DefaultMaxBytes), c.opts.MaxBytes)
@@ -346,7 +331,7 @@ func TestTierSharesAcrossCaches(t *testing.T) {
 	t.Parallel()
 	tier := newMemTier()
 	clk := NewClock()
-	upA, upB := &fakeUpstream{groups: catalogue(5)}, &fakeUpstream{groups: catalogue(5)}
+	upA, upB := catalogueUpstream(catalogue(5)), catalogueUpstream(catalogue(5))
 	opts := testOptions
 	opts.Tier = tier
 	a, b := newCache(t, upA, clk, opts), newCache(t, upB, clk, opts)
@@ -354,19 +339,20 @@ func TestTierSharesAcrossCaches(t *testing.T) {
 	_, _, err := get(t, a, page(0, 5))
 	require.NoError(t, err)
 	key := page(0, 5).CanonicalKey("")
-	require.Eventually(t, func() bool { return tier.has(key) && tier.has(groupKey("", "group-004")) }, 5*time.Second, time.Millisecond)
+	settle(a) // the page and its lookups are written to the tier in the background
+	require.True(t, tier.has(key) && tier.has(groupKey("", "group-004")))
 
 	clk.Advance(10 * time.Second)
 	resp, r, err := get(t, b, page(0, 5))
 	require.NoError(t, err)
 	assert.Len(t, resp.CompshareImageGroup, 5)
 	assert.Equal(t, 20*time.Second, r.FreshFor, "the fetch time travels with the entry")
-	assert.Zero(t, upB.calls.Load())
+	assert.Zero(t, upB.Calls())
 	resp, _, err = get(t, b, &upstream.DescribeCommunityImagesRequest{CompShareImageId: "img-003-b", Limit: upstream.Int(1)})
 	require.NoError(t, err)
 	assert.Equal(t, "group-003", resp.CompshareImageGroup[0].GroupId)
 	assert.Equal(t, 8888, resp.CompshareImageGroup[0].Data[0].SoftwarePorts[0].Port)
-	assert.Zero(t, upB.calls.Load(), "primed lookups are shared too")
+	assert.Zero(t, upB.Calls(), "primed lookups are shared too")
 
 	// Stale for both; another replica holds the refresh lease.
 	tier.mu.Lock()
@@ -377,13 +363,13 @@ func TestTierSharesAcrossCaches(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.Stale)
 	b.Close() // waits for the background refresh attempt
-	assert.Zero(t, upB.calls.Load(), "the replica without the lease does not refresh")
+	assert.Zero(t, upB.Calls(), "the replica without the lease does not refresh")
 }
 
 // TestEntryEncoding: an entry survives the tier's encoding whole.
 func TestEntryEncoding(t *testing.T) {
 	t.Parallel()
-	up := &fakeUpstream{groups: catalogue(3)}
+	up := catalogueUpstream(catalogue(3))
 	resp, err := up.DescribeCommunityImages(context.Background(), page(0, 3))
 	require.NoError(t, err)
 	in := &entry{resp: cloneResponse(resp), fetched: time.Unix(1700000000, 123), negative: true}

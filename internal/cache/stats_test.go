@@ -12,52 +12,36 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// reasonRecorder is an upstream that records the reason the cache gave
-// each call.
-type reasonRecorder struct {
-	*fakeUpstream
-	mu      sync.Mutex
-	reasons []string
-}
-
-func (r *reasonRecorder) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	r.mu.Lock()
-	r.reasons = append(r.reasons, Reason(ctx))
-	r.mu.Unlock()
-	return r.fakeUpstream.DescribeCommunityImages(ctx, req)
-}
-
-func (r *reasonRecorder) got() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.reasons...)
-}
-
 // TestStatsCountEachAnswer: each read is counted once, by how it was
 // answered and by the tier its entry came from; the upstream calls are
 // told why they are made.
 func TestStatsCountEachAnswer(t *testing.T) {
 	t.Parallel()
 	clk := NewClock()
-	up := &reasonRecorder{fakeUpstream: &fakeUpstream{groups: catalogue(3), refresh: make(chan struct{}, 1)}}
+	up := catalogueUpstream(catalogue(3))
+	var mu sync.Mutex
+	var reasons []string
+	up.OnCall = func(ctx context.Context, _ *upstream.DescribeCommunityImagesRequest) {
+		mu.Lock()
+		defer mu.Unlock()
+		reasons = append(reasons, Reason(ctx))
+	}
 	c := newCache(t, up, clk, testOptions)
 
 	for range 3 { // a miss, then two fresh hits
 		_, _, err := get(t, c, page(0, 3))
 		require.NoError(t, err)
 	}
-	<-up.refresh
 	clk.Advance(40 * time.Second) // stale, within stale-while-revalidate
 	_, _, err := get(t, c, page(0, 3))
 	require.NoError(t, err)
-	<-up.refresh // the background refresh
+	settle(c) // the background refresh, stored
 	clk.Advance(31 * time.Second)
-	up.fail(&upstream.APIError{Kind: upstream.KindNetwork, Message: "down"})
+	up.Fail(&upstream.APIError{Kind: upstream.KindNetwork, Message: "down"})
 	clk.Advance(time.Minute) // past stale-while-revalidate: stale-if-error
 	_, r, err := get(t, c, page(0, 3))
 	require.NoError(t, err)
 	assert.Error(t, r.StaleError)
-	<-up.refresh
 
 	st := c.Stats()
 	assert.EqualValues(t, 5, st.Requests)
@@ -69,7 +53,9 @@ func TestStatsCountEachAnswer(t *testing.T) {
 	assert.Zero(t, st.SharedMisses, "no shared tier")
 	assert.EqualValues(t, 1, st.Refreshes)
 	assert.Equal(t, uint64(DefaultMaxBytes), st.MaxBytes)
-	assert.Equal(t, []string{ReasonMiss, ReasonRefresh, ReasonMiss}, up.got())
+	mu.Lock()
+	assert.Equal(t, []string{ReasonMiss, ReasonRefresh, ReasonMiss}, reasons)
+	mu.Unlock()
 	assert.Empty(t, Reason(context.Background()))
 }
 
@@ -79,11 +65,12 @@ func TestStatsByTier(t *testing.T) {
 	t.Parallel()
 	tier := newMemTier()
 	clk := NewClock()
-	a := newCache(t, &fakeUpstream{groups: catalogue(3)}, clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
-	b := newCache(t, &fakeUpstream{groups: catalogue(3)}, clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
+	a := newCache(t, catalogueUpstream(catalogue(3)), clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
+	b := newCache(t, catalogueUpstream(catalogue(3)), clk, Options{TTL: time.Minute, MaxBytes: DefaultMaxBytes, Tier: tier})
 	_, _, err := get(t, a, page(0, 3))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return tier.has(page(0, 3).CanonicalKey("")) }, 5*time.Second, time.Millisecond)
+	settle(a) // the page is written to the tier in the background
+	require.True(t, tier.has(page(0, 3).CanonicalKey("")))
 
 	_, _, err = get(t, b, page(0, 3)) // from the shared tier
 	require.NoError(t, err)

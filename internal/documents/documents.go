@@ -185,6 +185,27 @@ func (c *Cache) Get(_ context.Context, query string) (*ast.QueryDocument, bool) 
 	return e.doc, true
 }
 
+// Key returns the key of query's canonical form: by its exact text when
+// that was seen before (no lexing), else by lexing it (and the text is
+// remembered). ok is false when query has no canonical form.
+func (c *Cache) Key(query string) (Key, bool) {
+	x := exact(query)
+	if k, ok := c.aliases.GetIfPresent(x); ok {
+		return k, true
+	}
+	k, _, ok := Canonical(query, c.tokens)
+	if ok {
+		c.aliases.Set(x, k)
+	}
+	return k, ok
+}
+
+// KeyOf returns the key of the canonical form of the document whose exact
+// text has SHA-256 sum (an APQ hash), when that text was seen.
+func (c *Cache) KeyOf(sum Key) (Key, bool) {
+	return c.aliases.GetIfPresent(sum)
+}
+
 // Add keeps doc, the parsed and validated document of query, unless it
 // weighs more than a MaxShare of the cache's bound. A document whose
 // canonical form is cached already is not replaced.

@@ -19,6 +19,8 @@ import (
 
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/answers"
+	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/internal/persisted"
@@ -67,21 +69,20 @@ func New(cfg settings.Settings, p Parts) (http.Handler, error) {
 	}
 	inflight := limits.NewInflight(cfg.MaxInflightCost, cfg.InflightWait)
 	p.Telemetry.Metrics().WatchInflight(inflight)
+	docs := documents.New(documents.Options{MaxBytes: cfg.DocumentCacheMaxBytes, MaxTokens: cfg.MaxTokens})
 	hc := graph.HandlerConfig{
-		Service:               p.Upstream,
-		Log:                   p.Log,
-		MaxPageSize:           cfg.MaxPageSize,
-		BatchWait:             cfg.BatchWait,
-		DeduplicateOperations: cfg.Dedupe,
-		DedupeShared:          p.Telemetry.Deduplicated,
-		Introspection:         cfg.Introspection,
-		FederationSecret:      cfg.FederationSecret,
-		FederatedTracing:      cfg.FederatedTracing,
-		ParserTokenLimit:      cfg.MaxTokens,
-		DocumentCacheBytes:    cfg.DocumentCacheMaxBytes,
-		Limits:                cfg.Limits,
-		OperationTimeout:      cfg.OperationTimeout,
-		Inflight:              inflight,
+		Service:          p.Upstream,
+		Log:              p.Log,
+		MaxPageSize:      cfg.MaxPageSize,
+		BatchWait:        cfg.BatchWait,
+		Introspection:    cfg.Introspection,
+		FederationSecret: cfg.FederationSecret,
+		FederatedTracing: cfg.FederatedTracing,
+		ParserTokenLimit: cfg.MaxTokens,
+		QueryCache:       docs,
+		Limits:           cfg.Limits,
+		OperationTimeout: cfg.OperationTimeout,
+		Inflight:         inflight,
 		// Telemetry first, so that it sees each answer as the others
 		// leave it.
 		Extensions: []graphql.HandlerExtension{p.Telemetry.Extension(), ops},
@@ -92,9 +93,21 @@ func New(cfg settings.Settings, p Parts) (http.Handler, error) {
 		burst := cfg.RateLimitBurst()
 		limiter := p.Shared.ClientLimiter(cfg.ClientRateLimit, burst, access.NewLocalLimiter(cfg.ClientRateLimit, burst))
 		hc.Admit = (&access.RateLimit{Limiter: limiter, Burst: burst, Log: p.Log}).Admit
-		// A shared execution is charged to the client that leads it: only
-		// one client's identical requests may share one.
-		hc.DedupeVary = func(r *http.Request) string { return access.ClientKey(r.Context()) }
+	}
+	if cfg.AnswerCache {
+		hc.Answers = answers.New(answers.Options{
+			MaxBytes:  cfg.AnswerCacheMaxBytes,
+			Documents: docs,
+			Judge:     hc.HTTPCaching.Judge,
+			Resolve:   ops.Manifest.Resolve,
+			Variant:   graph.RouterVariant(cfg.FederationSecret),
+			Bypass:    graph.WantsTrace,
+			Admit:     hc.Admit,
+			Private:   hc.HTTPCaching.Private,
+			Answered:  p.Telemetry.Answered,
+			Log:       p.Log,
+		})
+		p.Telemetry.Metrics().WatchAnswers(hc.Answers)
 	}
 	h := graph.NewHandler(hc)
 	if cfg.APIKeysFile != "" {

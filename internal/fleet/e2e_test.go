@@ -7,7 +7,6 @@ package fleet_test
 // is bounded, and everything is stopped at the end.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -16,7 +15,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,6 +35,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // The fleet's settings: a small budget of upstream calls, so that the test
@@ -48,21 +48,23 @@ const (
 	shutdownLimit = 5 * time.Second
 )
 
-func TestFleet(t *testing.T) {
-	for _, tool := range []string{"redis-server", "haproxy"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: install Debian's redis-server and haproxy (make fleet-deps does)", tool)
-		}
-	}
-	dir := t.TempDir()
-	root := moduleRoot(t)
-	bin := build(t, root, dir, "imagegraph", ".")
-	sandboxBin := build(t, root, dir, "sandbox", "./upstream/sandbox/cmd/sandbox")
+func TestMain(m *testing.M) { testkit.Main(m) }
 
-	redisPort := freePort(t)
-	rds := startProcess(t, "redis", exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no"))
-	waitListening(t, redisPort)
+func TestFleet(t *testing.T) {
+	tools := testkit.RequireTool(t, testkit.FleetDeps, "redis-server", "haproxy")
+	redisServer, haproxy := tools[0], tools[1]
+	dir := t.TempDir()
+	bin := testkit.Build(t, ".")
+	sandboxBin := testkit.Build(t, "./upstream/sandbox/cmd/sandbox")
+
+	redisPort := testkit.FreePort(t)
+	startRedis := func() *testkit.Process {
+		p := testkit.Start(t, "redis", exec.Command(redisServer, "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no"))
+		p.WaitListening(t, redisPort)
+		return p
+	}
+	rds := startRedis()
 	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", redisPort)
 	rc := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", redisPort)})
 	t.Cleanup(func() { _ = rc.Close() })
@@ -70,13 +72,13 @@ func TestFleet(t *testing.T) {
 	const pub, priv = "fleet-test-public", "fleet-test-private-0123456789"
 	sb := exec.Command(sandboxBin, "-addr", "127.0.0.1:0", "-latency", "20ms")
 	sb.Env = append(os.Environ(), "SANDBOX_PUBLIC_KEY="+pub, "SANDBOX_PRIVATE_KEY="+priv)
-	sbProc := startProcess(t, "sandbox", sb)
-	sandboxURL := sbProc.waitFor(t, regexp.MustCompile(`listening on (http://\S+)`))
+	sbProc := testkit.Start(t, "sandbox", sb)
+	sandboxURL := sbProc.WaitFor(t, regexp.MustCompile(`listening on (http://\S+)`))
 
-	replicas := make([]*process, 3)
+	replicas := make([]*testkit.Process, 3)
 	ports := make([]int, 3)
 	for i := range replicas {
-		ports[i] = freePort(t)
+		ports[i] = testkit.FreePort(t)
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(),
 			"PORT="+strconv.Itoa(ports[i]),
@@ -91,14 +93,14 @@ func TestFleet(t *testing.T) {
 			"LOG_LEVEL=info",
 			"METRICS_ADDR=127.0.0.1:0",
 		)
-		replicas[i] = startProcess(t, fmt.Sprintf("replica%d", i+1), cmd)
-		replicas[i].waitFor(t, regexp.MustCompile(`"msg":"listening"`))
+		replicas[i] = testkit.Start(t, fmt.Sprintf("replica%d", i+1), cmd)
+		replicas[i].WaitFor(t, regexp.MustCompile(`"msg":"listening"`))
 	}
 
-	lbPort := freePort(t)
+	lbPort := testkit.FreePort(t)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	require.NoError(t, os.WriteFile(cfg, []byte(haproxyConfig(lbPort, ports)), 0o600))
-	startProcess(t, "haproxy", exec.Command("haproxy", "-db", "-f", cfg))
+	testkit.Start(t, "haproxy", exec.Command(haproxy, "-db", "-f", cfg))
 	lb := fmt.Sprintf("http://127.0.0.1:%d/query", lbPort)
 	require.Eventually(t, func() bool { return get(lb, `{ __typename }`) == nil }, 10*time.Second, 50*time.Millisecond,
 		"HAProxy serves through the replicas")
@@ -120,12 +122,7 @@ func TestFleet(t *testing.T) {
 		const page = `{ imageGroups(first: 7, orderBy: {field: USAGE, direction: DESC}) { nodes { groupId latestVersion { imageId } } } }`
 		first := cost(t, replicaURL(0), page)
 		assert.Equal(t, 1, first.UpstreamCalls)
-		// The first replica writes the page to Redis in the background.
-		require.Eventually(t, func() bool {
-			keys, _ := rc.Keys(context.Background(), "imagegraph:cache:*").Result()
-			return len(keys) > 0
-		}, 5*time.Second, 20*time.Millisecond)
-		time.Sleep(100 * time.Millisecond) // the rest of that batch
+		waitForPage(t, rc, 7) // the first replica writes it to Redis in the background
 		for _, i := range []int{1, 2} {
 			c := cost(t, replicaURL(i), page)
 			assert.Zero(t, c.UpstreamCalls, "replica %d read it from Redis", i+1)
@@ -153,7 +150,7 @@ func TestFleet(t *testing.T) {
 	t.Run("under distinct-page load the fleet keeps to one budget", func(t *testing.T) {
 		before := calls()
 		start := time.Now()
-		failures := load(t, lb, 3*time.Second, 12, func(n int) string {
+		failures := load(t, lb, 3*time.Second, 12, nil, func(n int) string {
 			// Distinct pages: each a call the cache cannot answer.
 			return fmt.Sprintf(`{ imageGroups(first: %d, after: %q) { nodes { groupId } } }`, 1+n%20, cursor(n))
 		})
@@ -168,7 +165,7 @@ func TestFleet(t *testing.T) {
 	t.Run("the replicas' metrics add up to the upstream's own count", func(t *testing.T) {
 		metricsURLs := make([]string, len(replicas))
 		for i, r := range replicas {
-			m := metricsAddr.FindStringSubmatch(r.output())
+			m := metricsAddr.FindStringSubmatch(r.Output.String())
 			require.NotNil(t, m, "replica %d logs where its metrics are", i+1)
 			metricsURLs[i] = "http://" + m[1] + "/metrics"
 		}
@@ -197,34 +194,35 @@ func TestFleet(t *testing.T) {
 	}
 
 	t.Run("Redis stopped in the middle of a load run: no request fails; started again: sharing resumes", func(t *testing.T) {
-		var failures atomic.Int64
+		var failures, answered atomic.Int64
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			// Pages read before, and new ones, which the replicas fetch
 			// on their own budgets while Redis is away.
-			failures.Add(load(t, lb, 6*time.Second, 8, func(n int) string {
+			failures.Add(load(t, lb, 6*time.Second, 8, &answered, func(n int) string {
 				if n%4 == 0 {
 					return fmt.Sprintf(`{ imageGroups(first: %d) { totalCount nodes { groupId } } }`, 40+n%10)
 				}
 				return warm(n)
 			}))
 		}()
-		time.Sleep(time.Second)
-		rds.stop(t)
-		// Longer than the replicas' heartbeat, so that every one notices.
-		time.Sleep(3 * time.Second)
-		rds = startProcess(t, "redis", exec.Command("redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no"))
-		waitListening(t, redisPort)
-		<-done
-		assert.Zero(t, failures.Load())
-		for i, r := range replicas {
-			assert.True(t, strings.Contains(r.output(), "redis unavailable"), "replica %d noticed", i+1)
-		}
+		underWay(t, &answered)
+		rds.Kill(t)
 		require.Eventually(t, func() bool {
 			for _, r := range replicas {
-				if !strings.Contains(r.output(), "redis back") {
+				if !strings.Contains(r.Output.String(), "redis unavailable") {
+					return false
+				}
+			}
+			return true
+		}, 10*time.Second, 50*time.Millisecond, "every replica noticed Redis go")
+		startRedis() // on the same port, empty
+		<-done
+		assert.Zero(t, failures.Load())
+		require.Eventually(t, func() bool {
+			for _, r := range replicas {
+				if !strings.Contains(r.Output.String(), "redis back") {
 					return false
 				}
 			}
@@ -233,43 +231,36 @@ func TestFleet(t *testing.T) {
 		// Sharing resumes: a page read through one replica reaches the others.
 		const page = `{ imageGroups(first: 9, orderBy: {field: PUBLISHED_AT, direction: ASC}) { nodes { groupId } } }`
 		assert.Equal(t, 1, cost(t, replicaURL(2), page).UpstreamCalls)
-		require.Eventually(t, func() bool {
-			keys, _ := rc.Keys(context.Background(), "imagegraph:cache:*").Result()
-			return len(keys) > 0
-		}, 5*time.Second, 20*time.Millisecond)
-		time.Sleep(100 * time.Millisecond)
+		waitForPage(t, rc, 9)
 		assert.Zero(t, cost(t, replicaURL(0), page).UpstreamCalls, "shared through Redis again")
 	})
 
 	t.Run("one replica sent SIGTERM in the middle of a load run: no request fails, and it exits within the drain and the shutdown timeout", func(t *testing.T) {
-		var failures atomic.Int64
+		var failures, answered atomic.Int64
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			failures.Add(load(t, lb, 5*time.Second, 8, warm))
+			failures.Add(load(t, lb, 5*time.Second, 8, &answered, warm))
 		}()
-		time.Sleep(time.Second)
+		underWay(t, &answered)
 		victim := replicas[1]
 		sent := time.Now()
-		require.NoError(t, victim.cmd.Process.Signal(syscall.SIGTERM))
-		select {
-		case <-victim.exited:
-		case <-time.After(drain + shutdownLimit + 5*time.Second):
-			t.Fatal("the replica did not exit")
-		}
+		require.NoError(t, victim.Cmd.Process.Signal(syscall.SIGTERM))
+		err := victim.Exit(t, drain+shutdownLimit+5*time.Second)
 		took := time.Since(sent)
 		<-done
 		assert.Zero(t, failures.Load())
-		assert.Zero(t, victim.cmd.ProcessState.ExitCode(), victim.output())
+		assert.NoError(t, err, "exits 0: %s", victim.Output)
 		assert.GreaterOrEqual(t, took, drain, "it served through the drain")
 		assert.Less(t, took, drain+shutdownLimit, "and stopped within the shutdown timeout")
 	})
 }
 
 // load sends requests through url from clients goroutines for d, the n-th
-// request being query(n), and returns how many failed (a transport error,
-// a status other than 200, or an "errors" entry in the body).
-func load(t *testing.T, u string, d time.Duration, clients int, query func(n int) string) int64 {
+// request being query(n), counting those answered in answered (when not
+// nil), and returns how many failed (a transport error, a status other than
+// 200, or an "errors" entry in the body).
+func load(t *testing.T, u string, d time.Duration, clients int, answered *atomic.Int64, query func(n int) string) int64 {
 	t.Helper()
 	var failures, next atomic.Int64
 	stop := time.Now().Add(d)
@@ -281,6 +272,8 @@ func load(t *testing.T, u string, d time.Duration, clients int, query func(n int
 					if failures.Add(1) <= 3 {
 						t.Log(err)
 					}
+				} else if answered != nil {
+					answered.Add(1)
 				}
 			}
 		})
@@ -373,121 +366,30 @@ backend replicas
 	return b.String()
 }
 
-// process is a child process whose output the test keeps.
-type process struct {
-	name   string
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
-	lines  chan string
-	exited chan struct{}
-}
-
-func startProcess(t *testing.T, name string, cmd *exec.Cmd) *process {
+// underWay waits until a load run has had requests answered: what the
+// test does next happens in the middle of it.
+func underWay(t *testing.T, answered *atomic.Int64) {
 	t.Helper()
-	p := &process{name: name, cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{})}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	require.NoError(t, cmd.Start(), name)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	return p
+	require.Eventually(t, func() bool { return answered.Load() >= 20 }, 10*time.Second, 10*time.Millisecond, "the load run answers")
 }
 
-// waitFor returns the first submatch of the first output line re matches.
-func (p *process) waitFor(t *testing.T, re *regexp.Regexp) string {
+// waitForPage waits until Redis holds the cache entry of a page of limit
+// groups, which the replica that fetched it writes in the background: the
+// entry whose key (the request's parameters, URL-encoded) has that Limit
+// and looks up no GroupId or CompShareImageId.
+func waitForPage(t *testing.T, rc *redis.Client, limit int) {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case line := <-p.lines:
-			if m := re.FindStringSubmatch(line); m != nil {
-				if len(m) > 1 {
-					return m[1]
-				}
-				return m[0]
-			}
-		case <-p.exited:
-			t.Fatalf("%s exited:\n%s", p.name, p.output())
-		case <-deadline:
-			t.Fatalf("%s did not print %s:\n%s", p.name, re, p.output())
-		}
-	}
-}
-
-func (p *process) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// stop kills the process (if it still runs) and waits for it.
-func (p *process) stop(t *testing.T) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s did not exit", p.name)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitListening(t *testing.T, port int) {
-	t.Helper()
+	const prefix = "imagegraph:cache:"
 	require.Eventually(t, func() bool {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 100*time.Millisecond)
-		if err != nil {
-			return false
+		keys, _ := rc.Keys(context.Background(), prefix+"*").Result()
+		for _, k := range keys {
+			q, err := url.ParseQuery(strings.TrimPrefix(k, prefix))
+			if err == nil && q.Get("Limit") == strconv.Itoa(limit) && q.Get("GroupId") == "" && q.Get("CompShareImageId") == "" {
+				return true
+			}
 		}
-		c.Close()
-		return true
-	}, 10*time.Second, 20*time.Millisecond)
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
-	require.NoError(t, err)
-	return strings.TrimSpace(string(out))
-}
-
-func build(t *testing.T, root, dir, name, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	msg, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(msg))
-	return out
+		return false
+	}, 5*time.Second, 20*time.Millisecond, "the page of %d in Redis", limit)
 }
 
 // metricsAddr finds the address of a replica's metrics in its log.

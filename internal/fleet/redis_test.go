@@ -1,11 +1,9 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/compshare/imagegraph/internal/access"
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/persisted"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -27,22 +26,16 @@ import (
 // loopback port, and can stop and start again on that port.
 type redisServer struct {
 	t    *testing.T
+	bin  string
 	port int
-	cmd  *exec.Cmd
+	proc *testkit.Process
 }
 
 func startRedis(t *testing.T) *redisServer {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server not found: install Debian's redis-server (make fleet-deps does)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	s := &redisServer{t: t, port: port}
+	bin := testkit.RequireTool(t, testkit.FleetDeps, "redis-server")[0]
+	s := &redisServer{t: t, bin: bin, port: testkit.FreePort(t)}
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 
@@ -50,47 +43,14 @@ func (s *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0"
 
 func (s *redisServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no")
-	require.NoError(s.t, s.cmd.Start())
-	require.Eventually(s.t, func() bool {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}, 10*time.Second, 20*time.Millisecond, "redis-server did not listen")
+	s.proc = testkit.Start(s.t, "redis-server", exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--protected-mode", "no"))
+	s.proc.WaitListening(s.t, s.port)
 }
 
-func (s *redisServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
-}
+func (s *redisServer) stop() { s.proc.Kill(s.t) }
 
-// logs is a goroutine-safe log sink.
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
-func connect(t *testing.T, url string, sink *logs) *Redis {
+func connect(t *testing.T, url string, sink *testkit.LogBuffer) *Redis {
 	t.Helper()
 	var log *slog.Logger
 	if sink != nil {
@@ -102,15 +62,15 @@ func connect(t *testing.T, url string, sink *logs) *Redis {
 	return r
 }
 
-// countingUpstream answers every call with the same page and counts calls.
-type countingUpstream struct{ calls atomic.Int64 }
-
-func (u *countingUpstream) DescribeCommunityImages(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	u.calls.Add(1)
-	return &upstream.DescribeCommunityImagesResponse{TotalCount: 2, CompshareImageGroup: []upstream.ImageGroup{
-		{GroupId: "g1", ImageName: "一", Status: "Available", Data: []upstream.Image{{CompShareImageId: "v1", Name: "v1", Tags: []string{"AIGC"}}}},
-		{GroupId: "g2", ImageName: "二", Data: []upstream.Image{{CompShareImageId: "v2", SoftwarePorts: []upstream.SoftwarePort{{Software: "Jupyter", Port: 8888}}}}},
-	}}, nil
+// pageUpstream is a fake upstream that answers every call with the same
+// page.
+func pageUpstream() *testkit.Upstream {
+	return &testkit.Upstream{Answer: func(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		return &upstream.DescribeCommunityImagesResponse{TotalCount: 2, CompshareImageGroup: []upstream.ImageGroup{
+			{GroupId: "g1", ImageName: "一", Status: "Available", Data: []upstream.Image{{CompShareImageId: "v1", Name: "v1", Tags: []string{"AIGC"}}}},
+			{GroupId: "g2", ImageName: "二", Data: []upstream.Image{{CompShareImageId: "v2", SoftwarePorts: []upstream.SoftwarePort{{Software: "Jupyter", Port: 8888}}}}},
+		}}, nil
+	}}
 }
 
 func newReplicaCache(t *testing.T, r *Redis, up upstream.Service) *cache.Cache {
@@ -126,7 +86,7 @@ func newReplicaCache(t *testing.T, r *Redis, up upstream.Service) *cache.Cache {
 func TestCacheAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	upA, upB := &countingUpstream{}, &countingUpstream{}
+	upA, upB := pageUpstream(), pageUpstream()
 	rb := connect(t, srv.url(), nil)
 	a := newReplicaCache(t, connect(t, srv.url(), nil), upA)
 	b := newReplicaCache(t, rb, upB)
@@ -139,14 +99,14 @@ func TestCacheAcrossReplicas(t *testing.T) {
 	resp, err := b.DescribeCommunityImages(context.Background(), page)
 	require.NoError(t, err)
 	assert.Len(t, resp.CompshareImageGroup, 2)
-	assert.Zero(t, upB.calls.Load(), "the other replica reads the page from Redis")
+	assert.Zero(t, upB.Calls(), "the other replica reads the page from Redis")
 	resp, err = b.DescribeCommunityImages(context.Background(), &upstream.DescribeCommunityImagesRequest{CompShareImageId: "v2", Limit: upstream.Int(1)})
 	require.NoError(t, err)
 	assert.Equal(t, "g2", resp.CompshareImageGroup[0].GroupId)
 	assert.Equal(t, 8888, resp.CompshareImageGroup[0].Data[0].SoftwarePorts[0].Port, "decoded whole")
 	assert.Equal(t, "二", resp.CompshareImageGroup[0].ImageName)
-	assert.Zero(t, upB.calls.Load())
-	assert.EqualValues(t, 1, upA.calls.Load())
+	assert.Zero(t, upB.Calls())
+	assert.EqualValues(t, 1, upA.Calls())
 	assert.Positive(t, b.Stats().TierHits)
 }
 
@@ -183,7 +143,7 @@ func TestQuotaAcrossReplicas(t *testing.T) {
 func TestRedisOutage(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	sink := &logs{}
+	sink := &testkit.LogBuffer{}
 	r := connect(t, srv.url(), sink)
 	q := r.Quota(1000, 100)
 	store := persisted.NewMemoryStore(1 << 20)
@@ -206,11 +166,11 @@ func TestRedisOutage(t *testing.T) {
 	got, ok := apq.Get(context.Background(), "h")
 	assert.True(t, ok, "the local store answers alone")
 	assert.Equal(t, "{ __typename }", got)
-	assert.Equal(t, 1, sink.count("redis unavailable"), "the change is logged once")
+	assert.Equal(t, 1, strings.Count(sink.String(), "redis unavailable"), "the change is logged once")
 
 	srv.start()
 	require.Eventually(t, r.Up, 10*time.Second, 20*time.Millisecond, "Redis is picked up again")
-	assert.Equal(t, 1, sink.count("redis back"))
+	assert.Equal(t, 1, strings.Count(sink.String(), "redis back"))
 	require.NoError(t, q.Wait(context.Background()))
 }
 
@@ -218,11 +178,11 @@ func TestRedisOutage(t *testing.T) {
 // anyway, alone.
 func TestRedisDownAtStart(t *testing.T) {
 	t.Parallel()
-	sink := &logs{}
+	sink := &testkit.LogBuffer{}
 	r := connect(t, "redis://127.0.0.1:1/0", sink)
 	assert.False(t, r.Up())
 	assert.NoError(t, r.Quota(10, 5).Wait(context.Background()))
-	assert.Equal(t, 1, sink.count("redis unavailable"))
+	assert.Equal(t, 1, strings.Count(sink.String(), "redis unavailable"))
 }
 
 // TestAPQAcrossReplicas: a hash registered through one replica is known to

@@ -205,19 +205,21 @@ func serve(w http.ResponseWriter, r *http.Request, contentType string, params *g
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
 	resp := responses(ctx)
+	if hook := AnswerHookFrom(ctx); hook != nil && resp != nil {
+		hook(ctx, resp)
+	}
 	cc := "no-store"
 	if cache != nil && resp != nil {
 		cc = cache(ctx, resp)
 	}
 	h.Set("Cache-Control", cc)
-	parts := renderResponse(resp)
+	parts := RenderResponse(resp)
 	if get && resp != nil && len(resp.Errors) == 0 {
 		// Weak: it identifies the data, not the extensions beside it (what
 		// this request cost differs from one request to the next).
-		sum := sha256.Sum256(resp.Data)
-		etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
+		etag := ETag(resp.Data)
 		h.Set("ETag", etag)
-		if etagMatch(r.Header.Get("If-None-Match"), etag) {
+		if ETagMatch(r.Header.Get("If-None-Match"), etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -230,9 +232,17 @@ func serve(w http.ResponseWriter, r *http.Request, contentType string, params *g
 	}
 }
 
-// etagMatch reports whether an If-None-Match header names etag (or is *),
+// ETag is the ETag of an answer with data: weak, since it identifies the
+// data, not the extensions beside it (what this request cost differs from
+// one request to the next); the same on every replica.
+func ETag(data []byte) string {
+	sum := sha256.Sum256(data)
+	return `W/"` + hex.EncodeToString(sum[:16]) + `"`
+}
+
+// ETagMatch reports whether an If-None-Match header names etag (or is *),
 // weak comparison, as RFC 9110 asks of If-None-Match.
-func etagMatch(header, etag string) bool {
+func ETagMatch(header, etag string) bool {
 	for part := range strings.SplitSeq(header, ",") {
 		part = strings.TrimPrefix(strings.TrimSpace(part), "W/")
 		if part == strings.TrimPrefix(etag, "W/") || part == "*" {
@@ -296,6 +306,25 @@ func retryAfterSeconds(errs gqlerror.List) int {
 	return best
 }
 
+// RequestError answers err, a request error decided outside the executor
+// (a client over its rate limit, say), as the transports answer one: the
+// status its code has for a client accepting contentType, Retry-After when
+// it says when to retry, no data, not to be cached.
+func RequestError(w http.ResponseWriter, contentType string, err *gqlerror.Error) {
+	errs := gqlerror.List{err}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-store")
+	status := statusFor(errs, contentType)
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		if s := retryAfterSeconds(errs); s > 0 {
+			h.Set("Retry-After", strconv.Itoa(s))
+		}
+	}
+	w.WriteHeader(status)
+	writeRequestError(w, &graphql.Response{Errors: errs})
+}
+
 // writeRequestError writes the answer to a request error: its errors and
 // extensions, without a "data" entry, since execution never began (GraphQL
 // over HTTP: "the data entry should not be present").
@@ -350,7 +379,13 @@ func (Unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExe
 // Accept header: the first of application/json (also for */*, application/*
 // or no Accept) and application/graphql-response+json it names, and
 // application/graphql-response+json when it names neither.
-func responseContentType(accept string) string {
+func responseContentType(accept string) string { return ContentType(accept) }
+
+// ContentType is the media type of the answer to a request that accepts
+// accept: application/json when it names it (or any), the GraphQL
+// response media type when it names that first or nothing the server
+// speaks.
+func ContentType(accept string) string {
 	if accept == "" {
 		return mediaJSON
 	}
@@ -372,15 +407,15 @@ func responseContentType(accept string) string {
 // writeResponse writes resp as encoding/json would, with the same keys in
 // the same order, but with its data copied as gqlgen rendered it.
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	for _, part := range renderResponse(resp) {
+	for _, part := range RenderResponse(resp) {
 		_, _ = w.Write(part)
 	}
 }
 
-// renderResponse is what writeResponse writes, in parts: what comes before
+// RenderResponse is what writeResponse writes, in parts: what comes before
 // the data, the data as gqlgen rendered it (not copied again), and what
 // comes after.
-func renderResponse(resp *graphql.Response) [3][]byte {
+func RenderResponse(resp *graphql.Response) [3][]byte {
 	if resp == nil {
 		resp = &graphql.Response{}
 	}

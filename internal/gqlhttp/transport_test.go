@@ -22,20 +22,23 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/internal/codes"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// cannedService answers every call with the same two groups, or fails.
-type cannedService struct{ fail bool }
-
-func (s cannedService) DescribeCommunityImages(_ context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
-	if s.fail {
-		return nil, &upstream.APIError{Kind: upstream.KindRetCode, RetCode: 230, Message: "no such thing"}
+// canned is a fake upstream that answers every call with the same two
+// groups, or, failing, fails every call with a RetCode.
+func canned(failing bool) *testkit.Upstream {
+	up := &testkit.Upstream{Answer: func(context.Context, *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
+		return &upstream.DescribeCommunityImagesResponse{TotalCount: 2, CompshareImageGroup: []upstream.ImageGroup{
+			{GroupId: "g1", ImageName: "<b>One</b> & \u4e00", Data: []upstream.Image{{CompShareImageId: "i1", Name: "v1", Status: "Available", PubTime: 5}}},
+			{GroupId: "g2", ImageName: "Two", Data: []upstream.Image{{CompShareImageId: "i2", Name: "v2"}}},
+		}}, nil
+	}}
+	if failing {
+		up.Fail(&upstream.APIError{Kind: upstream.KindRetCode, RetCode: 230, Message: "no such thing"})
 	}
-	return &upstream.DescribeCommunityImagesResponse{TotalCount: 2, CompshareImageGroup: []upstream.ImageGroup{
-		{GroupId: "g1", ImageName: "<b>One</b> & \u4e00", Data: []upstream.Image{{CompShareImageId: "i1", Name: "v1", Status: "Available", PubTime: 5}}},
-		{GroupId: "g2", ImageName: "Two", Data: []upstream.Image{{CompShareImageId: "i2", Name: "v2"}}},
-	}}, nil
+	return up
 }
 
 // serverWith is the API with post as its POST transport.
@@ -55,7 +58,8 @@ func TestPostTransportMatchesGqlgen(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"query": q})
 		return string(b)
 	}
-	for _, svc := range []cannedService{{}, {fail: true}} {
+	for _, failing := range []bool{false, true} {
+		svc := canned(failing)
 		ours, theirs := serverWith(gqlhttp.POST{}, svc), serverWith(transport.POST{}, svc)
 		for _, body := range []string{
 			query(`{ imageGroups(first: 2) { totalCount edges { cursor node { id name versions { totalCount } latestVersion { name publishedAt } } } } }`),
@@ -72,7 +76,7 @@ func TestPostTransportMatchesGqlgen(t *testing.T) {
 					r.Header.Set("Content-Type", "application/json")
 					return r
 				}
-				got, want := compare(t, ours, theirs, req, accept, svcName(svc)+" "+accept+" "+body)
+				got, want := compare(t, ours, theirs, req, accept, svcName(failing)+" "+accept+" "+body)
 				assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), body)
 			}
 		}
@@ -127,8 +131,8 @@ func sortErrors(v any) any {
 	return m
 }
 
-func svcName(s cannedService) string {
-	if s.fail {
+func svcName(failing bool) string {
+	if failing {
 		return "failing"
 	}
 	return "ok"
@@ -138,7 +142,8 @@ func svcName(s cannedService) string {
 // are what gqlgen's own GET transport gives.
 func TestGetTransportMatchesGqlgen(t *testing.T) {
 	t.Parallel()
-	for _, svc := range []cannedService{{}, {fail: true}} {
+	for _, failing := range []bool{false, true} {
+		svc := canned(failing)
 		ours, theirs := serverWith(gqlhttp.GET{}, svc), serverWith(transport.GET{}, svc)
 		for _, q := range []string{
 			"query=" + url.QueryEscape(`{ imageGroups(first: 2) { totalCount nodes { name } } }`),
@@ -152,7 +157,7 @@ func TestGetTransportMatchesGqlgen(t *testing.T) {
 		} {
 			for _, accept := range []string{"", "application/json", "application/graphql-response+json"} {
 				req := func() *http.Request { return httptest.NewRequest(http.MethodGet, "/query?"+q, nil) }
-				got, want := compare(t, ours, theirs, req, accept, svcName(svc)+" "+accept+" "+q)
+				got, want := compare(t, ours, theirs, req, accept, svcName(failing)+" "+accept+" "+q)
 				assert.Equal(t, want.Header().Get("Content-Type"), got.Header().Get("Content-Type"), q)
 			}
 		}
@@ -174,7 +179,7 @@ func TestUnreadableRequests(t *testing.T) {
 	srv.AddTransport(gqlhttp.Unsupported{})
 	spy := &paramsSpy{}
 	srv.Use(spy)
-	h := graph.Middleware(cannedService{}, graph.LoaderOptions{}, srv)
+	h := graph.Middleware(canned(false), graph.LoaderOptions{}, srv)
 	const secret = "s3cr3t-in-the-body"
 	post := func(ct, body string) func() *http.Request {
 		return func() *http.Request {
@@ -280,7 +285,7 @@ func TestDocumentIDReachesExtensions(t *testing.T) {
 	srv.AddTransport(gqlhttp.POST{})
 	srv.AddTransport(gqlhttp.GET{})
 	srv.Use(spy)
-	h := graph.Middleware(cannedService{}, graph.LoaderOptions{}, srv)
+	h := graph.Middleware(canned(false), graph.LoaderOptions{}, srv)
 	for _, tc := range []struct{ method, target, body, want string }{
 		{http.MethodPost, "/query", `{"documentId":"abc","extensions":{"x":1}}`, "abc"},
 		{http.MethodPost, "/query", `{"doc_id":"rel1"}`, "rel1"},
@@ -302,7 +307,7 @@ func TestRateLimitedIsA429(t *testing.T) {
 	srv.AddTransport(gqlhttp.POST{})
 	srv.AddTransport(gqlhttp.GET{})
 	srv.Use(&paramsSpy{})
-	h := graph.Middleware(cannedService{}, graph.LoaderOptions{}, srv)
+	h := graph.Middleware(canned(false), graph.LoaderOptions{}, srv)
 	for _, accept := range []string{"application/json", "application/graphql-response+json"} {
 		for _, req := range []*http.Request{
 			httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"query Limited { __typename }","operationName":"Limited"}`)),

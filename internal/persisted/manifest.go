@@ -109,6 +109,17 @@ func (m *Manifest) lookupHash(hash string) (Operation, bool) {
 	return m.Lookup(hash)
 }
 
+// Resolve returns the document a request's documentId names, as the
+// Extension resolves it: an id, or "sha256:" and the hash of a listed
+// body.
+func (m *Manifest) Resolve(id string) (string, bool) {
+	op, ok := m.Lookup(id)
+	if hex, isHash := strings.CutPrefix(id, "sha256:"); isHash && !ok {
+		op, ok = m.lookupHash(strings.ToLower(hex))
+	}
+	return op.Body, ok
+}
+
 // Contains reports whether body is, byte for byte, the body of a listed
 // operation.
 func (m *Manifest) Contains(body string) bool {

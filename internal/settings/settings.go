@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/limits"
@@ -48,7 +49,6 @@ type Settings struct {
 	// The GraphQL endpoint.
 	MaxPageSize      int
 	BatchWait        time.Duration
-	Dedupe           bool
 	Introspection    bool
 	Playground       bool
 	FederatedTracing bool
@@ -65,7 +65,10 @@ type Settings struct {
 	MaxInflightCost  int64
 	InflightWait     time.Duration
 
-	// Caches: parsed documents, APQ documents, upstream answers.
+	// Caches: whole answers, parsed documents, APQ documents, upstream
+	// answers.
+	AnswerCache           bool
+	AnswerCacheMaxBytes   int64
 	DocumentCacheMaxBytes int64
 	APQMaxBytes           int64
 	Cache                 cache.Options
@@ -121,7 +124,6 @@ func Defaults() Settings {
 		BreakerCooldown: 10 * time.Second,
 
 		MaxPageSize:      500,
-		Dedupe:           true,
 		Introspection:    true,
 		Playground:       true,
 		FederatedTracing: true,
@@ -133,6 +135,8 @@ func Defaults() Settings {
 		MaxInflightCost:  limits.DefaultInflightCost,
 		InflightWait:     limits.DefaultInflightWait,
 
+		AnswerCache:           true,
+		AnswerCacheMaxBytes:   answers.DefaultMaxBytes,
 		DocumentCacheMaxBytes: documents.DefaultMaxBytes,
 		APQMaxBytes:           16 << 20,
 		Cache: cache.Options{
@@ -223,6 +227,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("MAX_INFLIGHT_COST must not be negative, got %d", s.MaxInflightCost)
 	case s.InflightWait < 0:
 		return fmt.Errorf("INFLIGHT_WAIT must not be negative, got %s", s.InflightWait)
+	case s.AnswerCacheMaxBytes < 1:
+		return fmt.Errorf("ANSWER_CACHE_MAX_BYTES must be positive, got %d", s.AnswerCacheMaxBytes)
 	case s.DocumentCacheMaxBytes < 1:
 		return fmt.Errorf("DOCUMENT_CACHE_MAX_BYTES must be positive, got %d", s.DocumentCacheMaxBytes)
 	case s.APQMaxBytes < 1:

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
@@ -114,6 +115,30 @@ func (cc cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(ch, cacheBytesDesc, gauge, int64(st.Bytes))
 	emit(ch, cacheMaxBytesDesc, gauge, int64(st.MaxBytes))
 	emit(ch, cacheEntriesDesc, gauge, int64(st.Entries))
+}
+
+var (
+	answerRequestsDesc  = desc("answer_cache_requests_total", "GraphQL requests the cache of answers saw, by result: hit (answered from the cache), shared (answered by an identical request's execution it waited for), miss (executed).", "result")
+	answerEvictionsDesc = desc("answer_cache_evictions_total", "Answers dropped from the cache of answers to make room (ANSWER_CACHE_MAX_BYTES).")
+	answerBytesDesc     = desc("answer_cache_bytes", "Bytes the cache of answers holds.")
+	answerEntriesDesc   = desc("answer_cache_entries", "Answers the cache of answers holds.")
+)
+
+// answersCollector exports the cache of answers' Stats.
+type answersCollector struct{ c *answers.Cache }
+
+func (answersCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, answerRequestsDesc, answerEvictionsDesc, answerBytesDesc, answerEntriesDesc)
+}
+
+func (ac answersCollector) Collect(ch chan<- prometheus.Metric) {
+	st := ac.c.Stats()
+	emit(ch, answerRequestsDesc, counter, st.Hits, "hit")
+	emit(ch, answerRequestsDesc, counter, st.Shared, "shared")
+	emit(ch, answerRequestsDesc, counter, st.Misses, "miss")
+	emit(ch, answerEvictionsDesc, counter, st.Evictions)
+	emit(ch, answerBytesDesc, gauge, int64(st.Bytes))
+	emit(ch, answerEntriesDesc, gauge, int64(st.Entries))
 }
 
 var (

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
@@ -31,12 +32,11 @@ type Metrics struct {
 	httpDuration *prometheus.HistogramVec
 	httpInFlight prometheus.Gauge
 
-	operations   *prometheus.CounterVec
-	opDuration   *prometheus.HistogramVec
-	errors       *prometheus.CounterVec
-	opCost       prometheus.Histogram
-	opCalls      prometheus.Histogram
-	deduplicated prometheus.Counter
+	operations *prometheus.CounterVec
+	opDuration *prometheus.HistogramVec
+	errors     *prometheus.CounterVec
+	opCost     prometheus.Histogram
+	opCalls    prometheus.Histogram
 
 	upRequests    *prometheus.CounterVec
 	upDuration    *prometheus.HistogramVec
@@ -78,8 +78,6 @@ func NewMetrics(maxNames int) *Metrics {
 	m.opCalls = f.histogram("graphql_operation_upstream_calls",
 		"Upstream calls each GraphQL operation made itself (cache hits and calls shared with other operations excluded).",
 		[]float64{0, 1, 2, 3, 5, 8, 13, 21, 50, 100})
-	m.deduplicated = f.counter("graphql_deduplicated_requests_total",
-		"GraphQL requests answered by an identical request's execution instead of their own.")
 
 	m.upRequests = f.counterVec("upstream_requests_total",
 		"HTTP requests sent to the CompShare API (every attempt, retries included), by outcome "+
@@ -143,6 +141,15 @@ func (m *Metrics) WatchInflight(f *limits.Inflight) {
 		return
 	}
 	m.reg.MustRegister(inflightCollector{f})
+}
+
+// WatchAnswers exports the cache of answers' counters; nothing when m or c
+// is nil.
+func (m *Metrics) WatchAnswers(c *answers.Cache) {
+	if m == nil || c == nil {
+		return
+	}
+	m.reg.MustRegister(answersCollector{c})
 }
 
 // WatchFleet exports the fleet's Redis state, read at each scrape.
@@ -269,13 +276,13 @@ func readBuildInfo() (version, goVersion string) {
 }
 
 // MetricNames lists the name of every metric family the server can export
-// (with metrics on, the response cache, a fleet's Redis and the in-flight
+// (with metrics on, the caches, a fleet's Redis and the in-flight
 // bound), sorted: what a dashboard or an alert may name. A histogram is
 // listed by its base name (its series add _bucket, _sum and _count).
 func MetricNames() []string {
 	m := NewMetrics(0)
 	// Describe never reads the watched objects: nil ones do.
-	m.reg.MustRegister(clientCollector{}, cacheCollector{}, fleetCollector{}, inflightCollector{})
+	m.reg.MustRegister(clientCollector{}, cacheCollector{}, answersCollector{}, fleetCollector{}, inflightCollector{})
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		m.reg.Describe(ch)

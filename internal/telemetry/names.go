@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -66,6 +67,9 @@ func (n *operationNames) label(name string) string {
 		return otherOperation
 	}
 	n.seen.Add(1)
+	// A name is a slice of its document's text, which may be a megabyte of
+	// comments: the label keeps a copy of its own, not the document.
+	name = strings.Clone(name)
 	n.set.Store(name, struct{}{})
 	return name
 }

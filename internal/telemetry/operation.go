@@ -37,9 +37,10 @@ type Operation struct {
 	ErrorCodes []string
 	// Rejected reports that it was refused before it ran (a request error).
 	Rejected bool
-	// Shared reports that the request got another's execution's answer
-	// (deduplication): the rest describes that execution.
-	Shared bool
+	// Answer is "hit" when the cache of answers answered the request, or
+	// "shared" when an identical request's execution did: nothing ran for
+	// it ("" otherwise).
+	Answer string
 }
 
 type operationKey struct{}
@@ -67,8 +68,8 @@ func (op *Operation) logAttr() slog.Attr {
 	if op.Rejected {
 		attrs = append(attrs, slog.Bool("rejected", true))
 	}
-	if op.Shared {
-		attrs = append(attrs, slog.Bool("deduplicated", true))
+	if op.Answer != "" {
+		attrs = append(attrs, slog.String("answer_cache", op.Answer))
 	}
 	return slog.Group("graphql", attrs...)
 }

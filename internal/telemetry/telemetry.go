@@ -5,9 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/compshare/imagegraph/internal/answers"
 )
 
 // Options configure New.
@@ -58,17 +61,30 @@ func New(opts Options) *Telemetry {
 // Metrics returns the metrics recorded into, or nil.
 func (t *Telemetry) Metrics() *Metrics { return t.metrics }
 
-// Deduplicated records a request answered by another's execution (see
-// gqlhttp.DedupeOptions.Shared): it is counted, and its log line says what
-// the shared operation did.
-func (t *Telemetry) Deduplicated(follower, leader *http.Request) {
-	if t.metrics != nil {
-		t.metrics.deduplicated.Inc()
+// Answered records a request answered from the cache of answers, or by
+// an identical request's execution it waited for: it counts as a
+// successful operation of its name and type, of the cost it was charged,
+// and its log line says so.
+func (t *Telemetry) Answered(ctx context.Context, h answers.Hit) {
+	d := time.Since(h.Start)
+	if m := t.metrics; m != nil {
+		typ := h.Type
+		if typ == "" {
+			typ = unknownOperation
+		}
+		label := m.names.label(h.Name)
+		m.operations.WithLabelValues(label, typ, "success").Inc()
+		observe(m.opDuration.WithLabelValues(label, typ), d.Seconds(), trace.SpanContextFromContext(ctx))
+		m.opCost.Observe(float64(h.Cost))
+		m.opCalls.Observe(0)
 	}
-	f, l := operationFrom(follower.Context()), operationFrom(leader.Context())
-	if f != nil && l != nil {
-		*f = *l
-		f.Shared = true
+	if op := operationFrom(ctx); op != nil {
+		answer := "hit"
+		if h.Shared {
+			answer = "shared"
+		}
+		*op = Operation{ran: true, Name: h.Name, Type: h.Type, Cost: float64(h.Cost), Measured: true,
+			CacheHits: h.Reads, Duration: d, Answer: answer}
 	}
 }
 

@@ -3,9 +3,11 @@ package testkit
 import (
 	"bufio"
 	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,6 +86,38 @@ func (p *Process) WaitFor(tb testing.TB, re *regexp.Regexp) string {
 	}
 }
 
+// WaitUntil polls cond, every so often, until it holds, failing the test when
+// the process exits first or cond does not hold within 30 s; what names
+// what it waits for in the failure.
+func (p *Process) WaitUntil(tb testing.TB, what string, every time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.After(30 * time.Second)
+	for !cond() {
+		select {
+		case <-p.exited:
+			tb.Fatalf("%s exited while the test waited for %s:\n%s", p.Name, what, p.Output)
+		case <-deadline:
+			tb.Fatalf("%s: no %s within 30s:\n%s", p.Name, what, p.Output)
+		case <-time.After(every):
+		}
+	}
+}
+
+// WaitListening waits until 127.0.0.1:port accepts TCP connections, failing
+// the test when the process exits first or 30 s pass.
+func (p *Process) WaitListening(tb testing.TB, port int) {
+	tb.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	p.WaitUntil(tb, addr+" listening", 20*time.Millisecond, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}
+
 // Done is closed once the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.exited }
 
@@ -145,7 +179,8 @@ func ModuleRoot(tb testing.TB) string {
 
 // Build builds the command of pkg (a path relative to the module's root:
 // "." for the server, "./upstream/sandbox/cmd/sandbox" for the sandbox)
-// once for the test binary, and returns the binary's path.
+// once for the test binary, and returns the binary's path. A package whose
+// tests build should run them through Main, which removes the binaries.
 func Build(tb testing.TB, pkg string) string {
 	tb.Helper()
 	v, _ := builds.LoadOrStore(pkg, &build{})

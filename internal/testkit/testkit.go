@@ -6,13 +6,14 @@
 package testkit
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
+	"time"
+
+	"github.com/compshare/imagegraph/internal/testkit/logbuf"
 )
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -27,40 +28,23 @@ func FreePort(tb testing.TB) int {
 }
 
 // LogBuffer collects log lines (or a process's output) while a test reads
-// them. It is safe for concurrent use.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// them. It is safe for concurrent use. (It lives in package logbuf, which
+// the tests of package upstream can import: they cannot import testkit.)
+type LogBuffer = logbuf.Buffer
 
-// Write appends p.
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Lines returns the lines written so far that contain every one of subs.
-func (b *LogBuffer) Lines(subs ...string) []string {
-	var out []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
+// How to install the tools that tests start or run, for RequireTool's
+// install: each names what to install and how.
+const (
+	// FleetDeps: redis-server and haproxy, which the fleet's tests start.
+	FleetDeps = "Debian's redis-server and haproxy: make fleet-deps installs them"
+	// MonitoringDeps: prometheus and promtool, which the tests of the
+	// dashboard and the alerts run.
+	MonitoringDeps = "Debian's prometheus, with promtool: make monitoring-deps installs them"
+	// ImageDeps: podman, which reads the built image.
+	ImageDeps = "Debian's podman: make image-deps installs it"
+	// KubectlInstall: kubectl, which renders deploy/k8s.
+	KubectlInstall = "kubectl 1.27 or later, which renders deploy/k8s with kubectl kustomize: https://kubernetes.io/docs/tasks/tools/"
+)
 
 // RequireTool returns the path of each tool named, in order. When one is
 // not on PATH the test is skipped with a message that names it and how to
@@ -88,4 +72,20 @@ func RequireTool(tb testing.TB, install string, names ...string) []string {
 func InCI() bool {
 	v := strings.ToLower(os.Getenv("CI"))
 	return v == "true" || v == "1"
+}
+
+// Await receives from ch and returns what it received, failing the test
+// when nothing comes within 10 s; what says what the test waited for. It
+// turns a wait that would hang, when the code under test is broken, into a
+// failure that says what did not happen.
+func Await[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("no %s within 10s", what)
+		var zero T
+		return zero
+	}
 }

@@ -9,11 +9,21 @@ import (
 )
 
 // Upstream is a fake upstream.Service: it counts its calls and the most in
-// flight at once, answers through Answer, and, once Hold is called, holds
-// every call until Release.
+// flight at once, keeps their requests, answers through Answer, fails every
+// call while Fail has set an error, and, once Hold is called, holds every
+// call until Release.
+//
+// Answer expresses what a fake answers: a canned page, a page computed from
+// the request, a panic, or a real Service's answer (Answer:
+// svc.DescribeCommunityImages), edited or failed as the test needs.
 type Upstream struct {
-	// Answer answers a call; nil answers an empty page.
+	// Answer answers a call; nil answers an empty page. It may be called
+	// concurrently.
 	Answer func(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error)
+	// OnCall, when set, is called as each call starts, before any hold or
+	// failure: to record what only a call's context carries, say. It may
+	// be called concurrently.
+	OnCall func(ctx context.Context, req *upstream.DescribeCommunityImagesRequest)
 
 	calls, inFlight, maxInFlight atomic.Int64
 
@@ -21,12 +31,13 @@ type Upstream struct {
 	started chan struct{}
 	release chan struct{}
 	reqs    []*upstream.DescribeCommunityImagesRequest
+	err     error
 }
 
 var _ upstream.Service = (*Upstream)(nil)
 
 // DescribeCommunityImages counts the call, waits while calls are held, and
-// answers.
+// fails with Fail's error or answers.
 func (u *Upstream) DescribeCommunityImages(ctx context.Context, req *upstream.DescribeCommunityImagesRequest) (*upstream.DescribeCommunityImagesResponse, error) {
 	u.calls.Add(1)
 	n := u.inFlight.Add(1)
@@ -36,6 +47,9 @@ func (u *Upstream) DescribeCommunityImages(ctx context.Context, req *upstream.De
 		if n <= m || u.maxInFlight.CompareAndSwap(m, n) {
 			break
 		}
+	}
+	if u.OnCall != nil {
+		u.OnCall(ctx, req)
 	}
 	u.mu.Lock()
 	u.reqs = append(u.reqs, req)
@@ -48,6 +62,12 @@ func (u *Upstream) DescribeCommunityImages(ctx context.Context, req *upstream.De
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	u.mu.Lock()
+	err := u.err
+	u.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	if u.Answer != nil {
 		return u.Answer(ctx, req)
@@ -73,6 +93,14 @@ func (u *Upstream) Release() {
 		close(u.release)
 	}
 	u.started, u.release = nil, nil
+}
+
+// Fail makes every call from now on fail with err (once any hold is over)
+// instead of answering; Fail(nil) lets calls answer again.
+func (u *Upstream) Fail(err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.err = err
 }
 
 // Calls is how many calls were made.
