@@ -80,6 +80,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			return err
 		}
 		defer sb.Close()
+		sb.StartTicking(ctx, cfg.SandboxTick)
 		baseURL, pub, priv = sb.URL, sb.PublicKey, sb.PrivateKey
 	}
 	var shared *fleet.Redis // the fleet's shared state, when REDIS_URL is set
@@ -147,5 +148,5 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	for _, f := range listening {
 		f(addrs)
 	}
-	return httpserver.Serve(ctx, srv, ln, ready, cfg.ShutdownDrain, cfg.ShutdownTimeout, log)
+	return httpserver.Serve(ctx, srv, ln, ready, cfg.ShutdownDrain, cfg.ShutdownTimeout, query.Live.Drain, log)
 }

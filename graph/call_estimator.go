@@ -45,6 +45,10 @@ var _ limits.CallEstimator = CallEstimator{}
 
 // Estimate is the upstream calls one instance of f makes.
 func (c CallEstimator) Estimate(f limits.Field, parent limits.State) limits.Estimate {
+	if f.Parent == "Subscription" {
+		// A subscription runs as the query of the same fields, each poll.
+		f.Parent = "Query"
+	}
 	switch f.Parent + "." + f.Name {
 	case "Query.imageGroups":
 		return c.imageGroups(f)

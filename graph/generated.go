@@ -3,6 +3,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type ResolverRoot interface {
 	Entity() EntityResolver
 	ImageVersion() ImageVersionResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -133,6 +135,12 @@ type ComplexityRoot struct {
 		Software func(childComplexity int) int
 	}
 
+	Subscription struct {
+		ImageGroup   func(childComplexity int, groupID string) int
+		ImageGroups  func(childComplexity int, filter *model.ImageFilter, orderBy *model.ImageOrder, first *int) int
+		ImageVersion func(childComplexity int, imageID string) int
+	}
+
 	_Service struct {
 		SDL func(childComplexity int) int
 	}
@@ -155,6 +163,11 @@ type QueryResolver interface {
 	ImageGroups(ctx context.Context, filter *model.ImageFilter, orderBy *model.ImageOrder, first *int, after *string, last *int, before *string) (*model.ImageGroupConnection, error)
 	ImageGroup(ctx context.Context, groupID string) (*model.ImageGroup, error)
 	ImageVersion(ctx context.Context, imageID string) (*model.ImageVersion, error)
+}
+type SubscriptionResolver interface {
+	ImageVersion(ctx context.Context, imageID string) (<-chan *model.ImageVersion, error)
+	ImageGroup(ctx context.Context, groupID string) (<-chan *model.ImageGroup, error)
+	ImageGroups(ctx context.Context, filter *model.ImageFilter, orderBy *model.ImageOrder, first *int) (<-chan *model.ImageGroupConnection, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -621,6 +634,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SoftwarePort.Software(childComplexity), true
 
+	case "Subscription.imageGroup":
+		if e.ComplexityRoot.Subscription.ImageGroup == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_imageGroup_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ImageGroup(childComplexity, args["groupId"].(string)), true
+	case "Subscription.imageGroups":
+		if e.ComplexityRoot.Subscription.ImageGroups == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_imageGroups_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ImageGroups(childComplexity, args["filter"].(*model.ImageFilter), args["orderBy"].(*model.ImageOrder), args["first"].(*int)), true
+	case "Subscription.imageVersion":
+		if e.ComplexityRoot.Subscription.ImageVersion == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_imageVersion_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ImageVersion(childComplexity, args["imageId"].(string)), true
+
 	case "_Service.sdl":
 		if e.ComplexityRoot._Service.SDL == nil {
 			break
@@ -676,6 +723,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			}
 
 			return &response
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
 		}
 
 	default:
@@ -765,6 +829,36 @@ type Query {
 
   "One version by its upstream CompShareImageId; null when it does not exist."
   imageVersion("The upstream CompShareImageId, e.g. compshareImage-xxxx." imageId: ID!): ImageVersion @cost(weight: 10)
+}
+
+"""
+Live versions of the lookups and of the list. Each is a live query: the
+first event is the current value; after that, an event goes out each time
+the selected result changes, and nothing while it is unchanged. The server
+polls the catalogue for every subscriber of the same operation (same
+document, operation name and variables) at once, every LIVE_POLL_INTERVAL
+(5 s by default) on data no older than that, so a change reaches
+subscribers within about one interval. Over WebSocket (the
+graphql-transport-ws protocol of the graphql-ws library) or Server-Sent
+Events (the graphql-sse protocol's distinct connections mode), both on
+/query.
+"""
+type Subscription {
+  "One version by its upstream CompShareImageId, live. An event carries the selected fields each time they change; null when the version does not exist or disappears."
+  imageVersion("The upstream CompShareImageId, e.g. compshareImage-xxxx." imageId: ID!): ImageVersion @cost(weight: 10)
+
+  "One group by its upstream GroupId, live. An event carries the selected fields each time they change (a new version, a changed price or status, a favourites count); null when the group does not exist or disappears."
+  imageGroup("The upstream GroupId, e.g. group-xxxx." groupId: ID!): ImageGroup @cost(weight: 10)
+
+  "The first page of ` + "`" + `imageGroups` + "`" + `, live. An event carries the selected page each time it changes (a group added, removed or reordered, a field of one changed)."
+  imageGroups(
+    "Narrows the groups, as for Query.imageGroups."
+    filter: ImageFilter
+    "Orders the groups, as for Query.imageGroups."
+    orderBy: ImageOrder
+    "Returns the first n groups (0 to the server's MAX_PAGE_SIZE). Without it, 20."
+    first: Int
+  ): ImageGroupConnection! @cost(weight: 10) @listSize(assumedSize: 20, slicingArguments: ["first"], sizedFields: ["edges", "nodes"], requireOneSlicingArgument: false)
 }
 
 "Filters for ` + "`" + `imageGroups` + "`" + `. Every field is optional and maps to one DescribeCommunityImages parameter; fields combine with AND."
@@ -1585,6 +1679,64 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_imageGroup_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "groupId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_imageGroups_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.ImageFilter, error) {
+			return ec.unmarshalOImageFilter2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*model.ImageOrder, error) {
+			return ec.unmarshalOImageOrder2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_imageVersion_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "imageId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["imageId"] = arg0
 	return args, nil
 }
 
@@ -3656,6 +3808,138 @@ func (ec *executionContext) fieldContext_SoftwarePort_port(_ context.Context, fi
 	return graphql.NewScalarFieldContext("SoftwarePort", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Subscription_imageVersion(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_imageVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ImageVersion(ctx, fc.Args["imageId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ImageVersion) graphql.Marshaler {
+			return ec.marshalOImageVersion2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageVersion(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_imageVersion(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImageVersion(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_imageVersion_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_imageGroup(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_imageGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ImageGroup(ctx, fc.Args["groupId"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ImageGroup) graphql.Marshaler {
+			return ec.marshalOImageGroup2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_imageGroup(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImageGroup(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_imageGroup_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_imageGroups(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_imageGroups(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ImageGroups(ctx, fc.Args["filter"].(*model.ImageFilter), fc.Args["orderBy"].(*model.ImageOrder), fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ImageGroupConnection) graphql.Marshaler {
+			return ec.marshalNImageGroupConnection2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_imageGroups(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImageGroupConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_imageGroups_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) __Service_sdl(ctx context.Context, field graphql.CollectedField, obj *fedruntime.Service) (ret graphql.Marshaler) {
 	if inlinePlainFields(ec.Resolvers) {
 		return ec.marshalOString2string(ctx, field.Selections, obj.SDL)
@@ -5707,6 +5991,30 @@ func (ec *executionContext) _SoftwarePort(ctx context.Context, sel ast.Selection
 	return newObjectValue(fields, out.Values)
 }
 
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "imageVersion":
+		return ec._Subscription_imageVersion(ctx, fields[0])
+	case "imageGroup":
+		return ec._Subscription_imageGroup(ctx, fields[0])
+	case "imageGroups":
+		return ec._Subscription_imageGroups(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var _ServiceImplementors = []string{"_Service"}
 
 func (ec *executionContext) __Service(ctx context.Context, sel ast.SelectionSet, obj *fedruntime.Service) graphql.Marshaler {
@@ -6233,6 +6541,14 @@ func (ec *executionContext) marshalNImageGroup2ᚖgithubᚗcomᚋcompshareᚋima
 		return graphql.Null
 	}
 	return ec._ImageGroup(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNImageGroupConnection2ᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupConnection(ctx context.Context, sel ast.SelectionSet, v *model.ImageGroupConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImageGroupConnection!")
+		return graphql.Null
+	}
+	return ec._ImageGroupConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNImageGroupEdge2ᚕᚖgithubᚗcomᚋcompshareᚋimagegraphᚋgraphᚋmodelᚐImageGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ImageGroupEdge) graphql.Marshaler {

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/live"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -36,6 +38,11 @@ type HandlerConfig struct {
 	// X-Federation-Secret header read `_service` (and introspect) even
 	// with Introspection off: the way a federation router composes.
 	FederationSecret string
+	// Live, when set, serves subscriptions as live queries over WebSocket
+	// and Server-Sent Events (see package live); LiveTransports configure
+	// the streams.
+	Live           *live.Options
+	LiveTransports live.TransportOptions
 	// Answers, when set, answers repeats from the cache of whole answers
 	// in front of execution, and makes identical requests that miss at
 	// the same time share one execution (see package answers; build it
@@ -51,6 +58,8 @@ type HandlerConfig struct {
 	FederatedTracing bool
 	// ftv1 is the federated tracer (a test's own; nil: gqlgen's).
 	ftv1 graphql.HandlerExtension
+	// live is the hub NewHandler built of Live.
+	live *live.Hub
 	// BatchWait is the loaders' batch window (default DefaultBatchWait).
 	BatchWait time.Duration
 	// QueryCache holds parsed and validated documents, for every executor
@@ -95,13 +104,24 @@ const DefaultMaxPageSize = model.DefaultMaxPageSize
 // (GET, POST, OPTIONS), a bounded query cache, the error presenter, panic
 // recovery, fresh loaders for every request, and the status codes the
 // GraphQL-over-HTTP spec asks for.
-func NewHandler(cfg HandlerConfig) http.Handler {
+func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.QueryCache == nil {
 		// One cache for both executors: they share the schema, so a
 		// document validated for one is valid for the other.
 		cfg.QueryCache = documents.New(documents.Options{MaxBytes: cfg.DocumentCacheBytes, MaxTokens: cfg.ParserTokenLimit})
 	}
-	srv, resolver := newServer(cfg)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	loader := LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cmp.Or(cfg.MaxPageSize, DefaultMaxPageSize)}
+	var hub *live.Hub
+	if cfg.Live != nil {
+		opts := *cfg.Live
+		opts.Execute = newPoller(cfg, NewExecutableSchema(Config{Resolvers: &Resolver{MaxPageSize: loader.MaxPageSize}}), loader).Execute
+		hub = live.New(opts)
+		cfg.live = hub
+	}
+	srv, _ := newServer(cfg)
 	var exec http.Handler = srv
 	if cfg.FederatedTracing {
 		tracer := cfg.ftv1
@@ -115,12 +135,21 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 		tracedSrv, _ := newServer(traced)
 		exec = federatedTracing{secret: []byte(cfg.FederationSecret), traced: tracedSrv, plain: srv}
 	}
-	h := Middleware(cfg.Service, LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: resolver.MaxPageSize}, exec)
+	h := Middleware(cfg.Service, loader, exec)
 	if cfg.Answers != nil {
 		h = cfg.Answers.Handler(h)
 	}
-	return h
+	return &Handler{Handler: h, live: hub}
 }
+
+// Handler is the GraphQL endpoint.
+type Handler struct {
+	http.Handler
+	live *live.Hub
+}
+
+// Live returns the hub that serves its subscriptions, or nil.
+func (h *Handler) Live() *live.Hub { return h.live }
 
 // newServer builds gqlgen's server for cfg.
 func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
@@ -133,6 +162,15 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 	resolver := &Resolver{MaxPageSize: cfg.MaxPageSize, PlainFieldsInline: true}
 	es := NewExecutableSchema(Config{Resolvers: resolver})
 	srv := handler.New(es)
+	if cfg.live != nil {
+		// First: SSE answers POSTs that accept text/event-stream, and
+		// WebSocket answers upgrades.
+		for _, t := range cfg.live.Transports(cfg.LiveTransports) {
+			srv.AddTransport(t)
+		}
+		// Operations over a stream get loaders of their own, each.
+		srv.Use(streamLoaders{svc: cfg.Service, opts: LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cfg.MaxPageSize}})
+	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(gqlhttp.GET{Cache: cfg.HTTPCaching.policy})
 	srv.AddTransport(gqlhttp.POST{Cache: cfg.HTTPCaching.policy})
@@ -170,6 +208,11 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 		Timeout:    cfg.OperationTimeout,
 		Inflight:   cfg.Inflight,
 	})
+	if cfg.live != nil {
+		// After the limits, which measure a subscription and charge it,
+		// and give its in-flight room back once its first event is out.
+		srv.Use(cfg.live)
+	}
 	srv.SetErrorPresenter(errorPresenter(cfg.Log, !cfg.Introspection))
 	srv.SetRecoverFunc(RecoverFunc)
 	return srv, resolver

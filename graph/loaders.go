@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
 
 	"github.com/compshare/imagegraph/graph/model"
@@ -425,3 +426,25 @@ func findGroup(p *Page, id string) *model.ImageGroup {
 }
 
 func findVersion(p *Page, id string) *model.ImageVersion { return p.versions[id] }
+
+// streamLoaders gives each operation that arrives over a stream (a
+// WebSocket, an SSE request) loaders of its own: the Middleware's are the
+// connection's, which would keep what they loaded for as long as it lives.
+type streamLoaders struct {
+	svc  upstream.Service
+	opts LoaderOptions
+}
+
+func (streamLoaders) ExtensionName() string                   { return "StreamLoaders" }
+func (streamLoaders) Validate(graphql.ExecutableSchema) error { return nil }
+
+// InterceptOperation gives the operation fresh loaders and usage when its
+// request is a stream.
+func (s streamLoaders) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	h := graphql.GetOperationContext(ctx).Headers
+	if h.Get("Upgrade") != "" || strings.Contains(h.Get("Accept"), "text/event-stream") {
+		ctx = upstream.WithUsage(ctx, &upstream.Usage{})
+		ctx = WithLoaders(ctx, NewLoaders(s.svc, s.opts))
+	}
+	return next(ctx)
+}

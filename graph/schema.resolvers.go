@@ -41,13 +41,32 @@ func (r *queryResolver) ImageVersion(ctx context.Context, imageID string) (*mode
 	return For(ctx).Version(ctx, imageID)
 }
 
+// ImageVersion is the resolver for the imageVersion field.
+func (r *subscriptionResolver) ImageVersion(ctx context.Context, imageID string) (<-chan *model.ImageVersion, error) {
+	return nil, errNoLiveHub
+}
+
+// ImageGroup is the resolver for the imageGroup field.
+func (r *subscriptionResolver) ImageGroup(ctx context.Context, groupID string) (<-chan *model.ImageGroup, error) {
+	return nil, errNoLiveHub
+}
+
+// ImageGroups is the resolver for the imageGroups field.
+func (r *subscriptionResolver) ImageGroups(ctx context.Context, filter *model.ImageFilter, orderBy *model.ImageOrder, first *int) (<-chan *model.ImageGroupConnection, error) {
+	return nil, errNoLiveHub
+}
+
 // ImageVersion returns ImageVersionResolver implementation.
 func (r *Resolver) ImageVersion() ImageVersionResolver { return &imageVersionResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
 	imageVersionResolver struct{ *Resolver }
 	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

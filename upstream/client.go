@@ -125,6 +125,10 @@ func NewClient(opts ...Option) (*Client, error) {
 // defaultHTTPClient returns a client whose Transport keeps an idle connection
 // for every attempt that may be in flight and which does not follow
 // redirects (a redirect would re-send the signed body elsewhere).
+// CloseIdleConnections closes the client's idle keep-alive connections to
+// the upstream (a test that counts goroutines, a replica about to stop).
+func (c *Client) CloseIdleConnections() { c.httpClient.CloseIdleConnections() }
+
 func defaultHTTPClient(maxInFlight int) *http.Client {
 	t, ok := http.DefaultTransport.(*http.Transport)
 	if ok {
@@ -399,6 +403,16 @@ func (c *Client) do(ctx context.Context, body string, p *progress) (*DescribeCom
 // Attempts) and any Retry-After the server sent.
 func (c *Client) attempt(ctx context.Context, body string, rep *AttemptReport) (*DescribeCommunityImagesResponse, *APIError, time.Duration) {
 	start := time.Now()
+	if l := callLimiterFrom(ctx); l != nil {
+		// Before a slot: a call waiting for its share holds none.
+		if err := l.Wait(ctx); err != nil {
+			rep.LimiterWait = time.Since(start)
+			if ctx.Err() != nil {
+				return nil, c.budgetError(ctx.Err(), 0, ""), 0
+			}
+			return nil, &APIError{Kind: KindTimeout, Message: "rate limit wait would exceed the call's budget", Err: err}, 0
+		}
+	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -603,4 +617,20 @@ func putBuffer(b *bytes.Buffer) {
 	}
 	b.Reset()
 	bufPool.Put(b)
+}
+
+type callLimiterKey struct{}
+
+// WithCallLimiter returns ctx whose upstream calls each wait for l first,
+// before an in-flight slot and the client's own rate limit: a bounded share
+// of the account's quota for one kind of call (the live queries' polls), so
+// that it can never take the rest from the others. A call that other
+// callers join keeps the limiter of the caller that started it.
+func WithCallLimiter(ctx context.Context, l Limiter) context.Context {
+	return context.WithValue(ctx, callLimiterKey{}, l)
+}
+
+func callLimiterFrom(ctx context.Context) Limiter {
+	l, _ := ctx.Value(callLimiterKey{}).(Limiter)
+	return l
 }

@@ -110,6 +110,19 @@ type PageInfo struct {
 type Query struct {
 }
 
+// Live versions of the lookups and of the list. Each is a live query: the
+// first event is the current value; after that, an event goes out each time
+// the selected result changes, and nothing while it is unchanged. The server
+// polls the catalogue for every subscriber of the same operation (same
+// document, operation name and variables) at once, every LIVE_POLL_INTERVAL
+// (5 s by default) on data no older than that, so a change reaches
+// subscribers within about one interval. Over WebSocket (the
+// graphql-transport-ws protocol of the graphql-ws library) or Server-Sent
+// Events (the graphql-sse protocol's distinct connections mode), both on
+// /query.
+type Subscription struct {
+}
+
 // Who published a version (CompShareImage.AuthInfo).
 type AuthorType string
 

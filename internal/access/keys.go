@@ -3,6 +3,7 @@ package access
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -213,10 +214,14 @@ func unauthenticatedBody(message string) []byte {
 // key appears in no answer, error or log. OPTIONS requests pass without a key,
 // since CORS preflights carry none (CORS answers them first anyway).
 //
+// A WebSocket upgrade passes without a key too: browsers cannot set headers
+// on one, so its key comes in its connection_init message, which the
+// GraphQL handler checks with Authorize before it serves anything.
+//
 // A nil or empty keys accepts no key; leave Authenticate out to turn keys off.
 func Authenticate(keys *Keys, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions {
+		if r.Method == http.MethodOptions || strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -250,6 +255,38 @@ func Authenticate(keys *Keys, next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write(body)
 	})
+}
+
+// ErrKeyRequired refuses a WebSocket whose connection_init (and upgrade)
+// carry no valid key.
+var ErrKeyRequired = errors.New("an API key is required: send it in connection_init as {\"Authorization\": \"Bearer <key>\"} or {\"apiKey\": \"<key>\"}, or in the upgrade's Authorization header")
+
+// Authorize checks a WebSocket's key, as Authenticate checks a request's:
+// in its connection_init payload ("Authorization": "Bearer <key>", or
+// "apiKey" / "X-Api-Key": "<key>") or in its upgrade's headers. On a
+// match it names the connection's Client and returns ctx; otherwise
+// ErrKeyRequired. The key appears in no error or log.
+func (k *Keys) Authorize(ctx context.Context, header http.Header, payload map[string]any) (context.Context, error) {
+	str := func(name string) string { s, _ := payload[name].(string); return strings.TrimSpace(s) }
+	candidates := []string{
+		bearerToken(str("Authorization")), bearerToken(str("authorization")),
+		str("apiKey"), str("X-Api-Key"), str("x-api-key"),
+		bearerToken(header.Get("Authorization")), strings.TrimSpace(header.Get("X-Api-Key")),
+	}
+	matched, name := false, ""
+	for _, c := range candidates {
+		// Check every one, so that which was sent does not change the time taken.
+		if n, ok := k.Match(c); ok && !matched {
+			matched, name = true, n
+		}
+	}
+	if !matched {
+		return ctx, ErrKeyRequired
+	}
+	if c := ClientFrom(ctx); c != nil {
+		c.Name = name
+	}
+	return ctx, nil
 }
 
 // Exempt sends a request that exempt vouches for (a federation router that

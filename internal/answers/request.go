@@ -195,3 +195,24 @@ func persistedHash(raw json.RawMessage) (sum documents.Key, present, ok bool) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// OperationKey is the key of an operation as the cache keys a request: its
+// document's canonical form, its operation name, its variables in
+// canonical JSON and its variant. ok is false when the document has no
+// canonical form. The live queries' cohorts are keyed by it.
+func OperationKey(docs *documents.Cache, query, opName string, vars map[string]any, variant string) (string, bool) {
+	doc, ok := docs.Key(query)
+	if !ok {
+		return "", false
+	}
+	q := request{opName: opName, variant: variant}
+	if len(vars) > 0 {
+		b, err := json.Marshal(vars)
+		if err != nil {
+			return "", false
+		}
+		q.vars = b
+	}
+	k := q.key(doc)
+	return string(k[:]), true
+}

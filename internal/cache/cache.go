@@ -155,16 +155,21 @@ func (c *Cache) DescribeCommunityImages(ctx context.Context, req *upstream.Descr
 	c.counts.requests.Add(1)
 	key, lk := req.CanonicalKey(""), lookupKey(req)
 	usage := upstream.UsageFrom(ctx)
-	e, src := c.lookup(ctx, key, lk)
+	maxAge, bounded := maxAgeFrom(ctx)
+	fresh := c.opts.TTL
+	if bounded {
+		fresh = min(fresh, maxAge)
+	}
+	e, src := c.lookup(ctx, key, lk, fresh, bounded)
 	if e != nil {
 		age := c.now().Sub(e.fetched)
 		switch {
-		case age < c.opts.TTL:
+		case age < fresh:
 			c.counts.hits[src].Add(1)
 			usage.Hit()
 			usage.Fresh(c.opts.TTL - age)
 			return e.resp, nil
-		case c.usable(e):
+		case !bounded && c.usable(e):
 			c.counts.staleHits[src].Add(1)
 			usage.Hit()
 			usage.Stale(age, nil)
@@ -214,12 +219,12 @@ var TierNames = [tiers]string{"memory", "shared"}
 // from: this process's memory, or else, when that has none usable (another
 // replica may have fetched it since), the shared tier; nil when there is
 // none.
-func (c *Cache) lookup(ctx context.Context, key, lk string) (*entry, int) {
+func (c *Cache) lookup(ctx context.Context, key, lk string, fresh time.Duration, bounded bool) (*entry, int) {
 	e, ok := c.store.GetIfPresent(key)
 	if !ok && lk != "" {
 		e, ok = c.store.GetIfPresent(lk)
 	}
-	if ok && c.usable(e) {
+	if ok && (c.usable(e) && !bounded || c.now().Sub(e.fetched) < fresh) {
 		return e, inMemory
 	}
 	c.counts.memoryMisses.Add(1)
@@ -231,7 +236,7 @@ func (c *Cache) lookup(ctx context.Context, key, lk string) (*entry, int) {
 		c.counts.sharedMisses.Add(1)
 		return e, inMemory
 	}
-	if !c.usable(newer) {
+	if !c.usable(newer) || bounded && c.now().Sub(newer.fetched) >= fresh {
 		c.counts.sharedMisses.Add(1)
 	}
 	return newer, inShared
@@ -427,6 +432,24 @@ const (
 	// ReasonRefresh: a background refresh of a stale entry.
 	ReasonRefresh = "refresh"
 )
+
+type maxAgeKey struct{}
+
+// WithMaxAge returns ctx whose reads take an entry only when it was
+// fetched less than d ago (or within the TTL, when that is shorter), and
+// never a stale one while it is refreshed: what a live query's poll needs,
+// so that the TTL cannot hide a change for longer than the poll's
+// interval. A read that finds an older entry calls the upstream (or takes a
+// newer entry another replica put in the shared tier); the entry it fetches
+// serves every other read too. Stale-if-error still applies.
+func WithMaxAge(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, maxAgeKey{}, d)
+}
+
+func maxAgeFrom(ctx context.Context) (time.Duration, bool) {
+	d, ok := ctx.Value(maxAgeKey{}).(time.Duration)
+	return d, ok
+}
 
 type reasonKey struct{}
 

@@ -33,6 +33,9 @@ const (
 	EstimatedCost     = "COST_ESTIMATED_TOO_EXPENSIVE"
 	ActualCost        = "COST_ACTUAL_TOO_EXPENSIVE"
 	Overloaded        = "SERVER_OVERLOADED"
+	// MaxSubscriptions refuses a subscription past
+	// MAX_SUBSCRIPTIONS_PER_CLIENT (internal/live).
+	MaxSubscriptions = "MAX_SUBSCRIPTIONS_LIMIT"
 
 	// Who may ask (internal/access).
 	Unauthenticated = "UNAUTHENTICATED"
@@ -90,7 +93,8 @@ var All = []Code{
 	{MaxExpandedFields, http.StatusBadRequest, false, "the operation selects more fields than `MAX_EXPANDED_FIELDS` once every fragment spread is replaced by its fragment; nothing runs", "`setting`, `limit`, `measured`"},
 	{EstimatedCost, http.StatusBadRequest, false, "the operation's estimated cost passes `MAX_COST`, or its estimated upstream calls pass `MAX_UPSTREAM_CALLS`; nothing runs", "`setting`, `limit`, `measured`"},
 	{ActualCost, 0, false, "a field's load would pass `MAX_UPSTREAM_CALLS` at run time: that field fails, the rest of the data stays", "`setting`, `limit`"},
-	{Overloaded, http.StatusServiceUnavailable, true, "the operations running already fill `MAX_INFLIGHT_COST` and none finished within `INFLIGHT_WAIT`; nothing ran (`Retry-After`)", "`retryAfterSeconds`"},
+	{Overloaded, http.StatusServiceUnavailable, true, "the operations running already fill `MAX_INFLIGHT_COST` and none finished within `INFLIGHT_WAIT`; nothing ran (`Retry-After`). For a subscription: the process holds `MAX_SUBSCRIPTIONS` already, or it is shutting down (the subscription ends; the connection stays)", "`retryAfterSeconds`"},
+	{MaxSubscriptions, 0, false, "a subscription past `MAX_SUBSCRIPTIONS_PER_CLIENT`: that subscription ends with the error; the connection stays usable", ""},
 	{Unauthenticated, http.StatusUnauthorized, true, "`API_KEYS_FILE` is set and the request has no valid key", ""},
 	{RateLimited, http.StatusTooManyRequests, true, "the client is over `CLIENT_RATE_LIMIT` (`Retry-After`)", "`retryAfterSeconds`, or `cost` and `burst` when the operation can never fit"},
 	{Forbidden, 0, false, "introspection (`__schema`, `__type`, `_service`) while `INTROSPECTION` is off", ""},

@@ -10,8 +10,10 @@
 package endpoint
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -20,9 +22,11 @@ import (
 	"github.com/compshare/imagegraph/graph"
 	"github.com/compshare/imagegraph/internal/access"
 	"github.com/compshare/imagegraph/internal/answers"
+	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/live"
 	"github.com/compshare/imagegraph/internal/persisted"
 	"github.com/compshare/imagegraph/internal/settings"
 	"github.com/compshare/imagegraph/internal/telemetry"
@@ -50,9 +54,26 @@ const apqTTL = 24 * time.Hour
 // federation secret.
 const federationClient = "federation-router"
 
+// Endpoint is /query, and the hub of its subscriptions.
+type Endpoint struct {
+	http.Handler
+	// Live serves the subscriptions: drain it at shutdown.
+	Live *live.Hub
+}
+
 // New returns /query. Its errors are a manifest or an API keys file that
 // cannot be read.
-func New(cfg settings.Settings, p Parts) (http.Handler, error) {
+func New(cfg settings.Settings, p Parts) (*Endpoint, error) {
+	var keys *access.Keys
+	if cfg.APIKeysFile != "" {
+		var err error
+		if keys, err = access.LoadKeys(cfg.APIKeysFile); err != nil {
+			return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+		}
+		p.Log.Info("API keys required on /query", "keys", keys.Len())
+	}
+	secret := []byte(cfg.FederationSecret)
+	fromRouter := func(h http.Header) bool { return graph.CarriesFederationSecret(h, secret) }
 	ops := &persisted.Extension{
 		Store:   p.Shared.APQStore(persisted.NewMemoryStore(cfg.APQMaxBytes), apqTTL),
 		Only:    cfg.PersistedOperationsOnly,
@@ -67,6 +88,9 @@ func New(cfg settings.Settings, p Parts) (http.Handler, error) {
 		// The safelist's operations are counted under their own names.
 		p.Telemetry.Metrics().KnowOperations(ops.Manifest.Names())
 	}
+	// The polls' share of the account's quota, the fleet's when it has
+	// Redis.
+	polls := p.Shared.PollQuota(cfg.QPS*cfg.LivePollShare, int(math.Ceil(float64(cfg.Burst)*cfg.LivePollShare)))
 	inflight := limits.NewInflight(cfg.MaxInflightCost, cfg.InflightWait)
 	p.Telemetry.Metrics().WatchInflight(inflight)
 	docs := documents.New(documents.Options{MaxBytes: cfg.DocumentCacheMaxBytes, MaxTokens: cfg.MaxTokens})
@@ -109,16 +133,46 @@ func New(cfg settings.Settings, p Parts) (http.Handler, error) {
 		})
 		p.Telemetry.Metrics().WatchAnswers(hc.Answers)
 	}
-	h := graph.NewHandler(hc)
-	if cfg.APIKeysFile != "" {
-		keys, err := access.LoadKeys(cfg.APIKeysFile)
-		if err != nil {
-			return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
-		}
-		p.Log.Info("API keys required on /query", "keys", keys.Len())
-		secret := []byte(cfg.FederationSecret)
-		fromRouter := func(r *http.Request) bool { return graph.CarriesFederationSecret(r.Header, secret) }
-		h = access.Exempt(fromRouter, federationClient, h, access.Authenticate(keys, h))
+	hc.Live = &live.Options{
+		Interval: cfg.LivePollInterval,
+		PollContext: func(ctx context.Context, interval time.Duration) context.Context {
+			return upstream.WithCallLimiter(cache.WithMaxAge(ctx, interval), polls)
+		},
+		Key: func(oc *graphql.OperationContext) (string, bool) {
+			variant := ""
+			if fromRouter(oc.Headers) {
+				variant = "router"
+			}
+			return answers.OperationKey(docs, oc.RawQuery, oc.OperationName, oc.Variables, variant)
+		},
+		Client:           access.ClientKey,
+		MaxPerClient:     cfg.MaxSubscriptionsPerClient,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		Observer:         p.Telemetry.Metrics().LiveObserver(),
+		Log:              p.Log,
 	}
-	return access.CORS(cfg.CORSAllowedOrigins)(h), nil
+	hc.LiveTransports = live.TransportOptions{
+		KeepAlive:         cfg.LiveKeepAlive,
+		InitTimeout:       cfg.LiveInitTimeout,
+		Origins:           cfg.CORSAllowedOrigins,
+		MaxConnsPerClient: cfg.MaxSubscriptionsPerClient,
+	}
+	if keys != nil {
+		hc.LiveTransports.Authorize = func(ctx context.Context, h http.Header, payload map[string]any) (context.Context, error) {
+			if fromRouter(h) {
+				if c := access.ClientFrom(ctx); c != nil {
+					c.Name = federationClient
+				}
+				return ctx, nil
+			}
+			return keys.Authorize(ctx, h, payload)
+		}
+	}
+	gh := graph.NewHandler(hc)
+	p.Telemetry.Metrics().WatchLive(gh.Live())
+	var h http.Handler = gh
+	if keys != nil {
+		h = access.Exempt(func(r *http.Request) bool { return fromRouter(r.Header) }, federationClient, h, access.Authenticate(keys, h))
+	}
+	return &Endpoint{Handler: access.CORS(cfg.CORSAllowedOrigins)(h), Live: gh.Live()}, nil
 }

@@ -97,6 +97,7 @@ func gcra(perSecond float64, burst int) redis_rate.Limit {
 // that the fleet as a whole stays within the account's budget.
 type Quota struct {
 	r     *Redis
+	key   string
 	gcra  *redis_rate.Limiter
 	limit redis_rate.Limit
 	qps   float64
@@ -121,16 +122,33 @@ func (r *Redis) UpstreamQuota(perSecond float64, burst int) upstream.Option {
 // Quota returns the fleet's budget of perSecond upstream calls a second,
 // burst at once.
 func (r *Redis) Quota(perSecond float64, burst int) *Quota {
-	return &Quota{r: r, gcra: redis_rate.NewLimiter(r.client), limit: gcra(perSecond, burst), qps: perSecond, burst: burst}
+	return r.quota(quotaKey, perSecond, burst)
 }
 
-const quotaKey = keyPrefix + "quota:upstream"
+func (r *Redis) quota(key string, perSecond float64, burst int) *Quota {
+	return &Quota{r: r, key: key, gcra: redis_rate.NewLimiter(r.client), limit: gcra(perSecond, burst), qps: perSecond, burst: burst}
+}
+
+// PollQuota is the fleet's budget of the live queries' polls: the share of
+// the account's quota they may use, for the whole fleet; a replica's own
+// token bucket for a nil Redis.
+func (r *Redis) PollQuota(perSecond float64, burst int) upstream.Limiter {
+	if r == nil {
+		return rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+	}
+	return r.quota(pollQuotaKey, perSecond, max(burst, 1))
+}
+
+const (
+	quotaKey     = keyPrefix + "quota:upstream"
+	pollQuotaKey = keyPrefix + "quota:upstream:polls"
+)
 
 // Wait returns when one more call may go, or ctx's error.
 func (q *Quota) Wait(ctx context.Context) error {
 	for q.r.Up() {
 		rctx, cancel := context.WithTimeout(ctx, commandTimeout)
-		res, err := q.gcra.Allow(rctx, quotaKey, q.limit)
+		res, err := q.gcra.Allow(rctx, q.key, q.limit)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -100,9 +100,10 @@ func New(h http.Handler, log *slog.Logger) *http.Server {
 
 // Serve serves srv on ln until ctx is done, then drains: /readyz answers
 // 503 at once (ready.Drain) while the server keeps serving for drain, so
-// that load balancers take the replica out; then in-flight requests get
-// timeout to finish.
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, ready *Readiness, drain, timeout time.Duration, log *slog.Logger) error {
+// that load balancers take the replica out; then closeStreams ends the
+// long-lived streams (WebSockets, SSE; Shutdown does not wait for those),
+// and in-flight requests get timeout to finish.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, ready *Readiness, drain, timeout time.Duration, closeStreams func(), log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
@@ -116,6 +117,9 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, ready *Readin
 	case <-time.After(drain):
 	case err := <-serveErr:
 		return err
+	}
+	if closeStreams != nil {
+		closeStreams()
 	}
 	log.Info("shutting down", "timeout", timeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)

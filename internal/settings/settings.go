@@ -25,6 +25,7 @@ import (
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/documents"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/live"
 )
 
 // Settings is every setting of the server. Defaults come first, then the
@@ -43,8 +44,10 @@ type Settings struct {
 	Burst                 int
 	BreakerFailures       int
 	BreakerCooldown       time.Duration
-	// SandboxLatency is added to every call of the built-in sandbox.
+	// SandboxLatency is added to every call of the built-in sandbox;
+	// SandboxTick is how often its data changes on its own (0: never).
 	SandboxLatency time.Duration
+	SandboxTick    time.Duration
 
 	// The GraphQL endpoint.
 	MaxPageSize      int
@@ -72,6 +75,14 @@ type Settings struct {
 	DocumentCacheMaxBytes int64
 	APQMaxBytes           int64
 	Cache                 cache.Options
+
+	// Live queries: subscriptions polled in cohorts.
+	LivePollInterval          time.Duration
+	LivePollShare             float64
+	MaxSubscriptionsPerClient int
+	MaxSubscriptions          int
+	LiveKeepAlive             time.Duration
+	LiveInitTimeout           time.Duration
 
 	// Persisted operations.
 	PersistedOperations     string
@@ -122,6 +133,7 @@ func Defaults() Settings {
 		Burst:           40,
 		BreakerFailures: 5,
 		BreakerCooldown: 10 * time.Second,
+		SandboxTick:     time.Minute,
 
 		MaxPageSize:      500,
 		Introspection:    true,
@@ -145,6 +157,13 @@ func Defaults() Settings {
 			StaleIfError:         cache.DefaultStaleIfError,
 			MaxBytes:             cache.DefaultMaxBytes,
 		},
+
+		LivePollInterval:          live.DefaultInterval,
+		LivePollShare:             live.DefaultShare,
+		MaxSubscriptionsPerClient: live.DefaultMaxPerClient,
+		MaxSubscriptions:          live.DefaultMaxSubscriptions,
+		LiveKeepAlive:             live.DefaultKeepAlive,
+		LiveInitTimeout:           live.DefaultInitTimeout,
 
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       LogAuto,
@@ -213,6 +232,8 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("COMPSHARE_BREAKER_FAILURES must not be negative (0 turns the breaker off), got %d", s.BreakerFailures)
 	case s.BreakerFailures > 0 && s.BreakerCooldown <= 0:
 		return fmt.Errorf("COMPSHARE_BREAKER_COOLDOWN must be positive, got %s", s.BreakerCooldown)
+	case s.SandboxTick < 0:
+		return fmt.Errorf("SANDBOX_TICK must not be negative (0: the data never changes), got %s", s.SandboxTick)
 	case s.SandboxLatency < 0:
 		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", s.SandboxLatency)
 	case s.BatchWait < 0 || s.BatchWait > time.Second:
@@ -237,6 +258,14 @@ func (s Settings) Validate() error {
 		return errors.New("CACHE_TTL, CACHE_STALE_WHILE_REVALIDATE and CACHE_STALE_IF_ERROR must not be negative")
 	case s.Cache.MaxBytes < 1:
 		return fmt.Errorf("CACHE_MAX_BYTES must be positive, got %d", s.Cache.MaxBytes)
+	case s.LivePollInterval < 100*time.Millisecond:
+		return fmt.Errorf("LIVE_POLL_INTERVAL must be at least 100ms, got %s", s.LivePollInterval)
+	case !(s.LivePollShare > 0 && s.LivePollShare <= 1):
+		return fmt.Errorf("LIVE_POLL_SHARE must be a share of COMPSHARE_QPS above 0, at most 1, got %g", s.LivePollShare)
+	case s.MaxSubscriptionsPerClient < 0 || s.MaxSubscriptions < 0:
+		return errors.New("MAX_SUBSCRIPTIONS_PER_CLIENT and MAX_SUBSCRIPTIONS must not be negative (0: no bound)")
+	case s.LiveKeepAlive <= 0 || s.LiveInitTimeout <= 0:
+		return errors.New("LIVE_KEEPALIVE and LIVE_INIT_TIMEOUT must be positive")
 	case s.PersistedOperationsOnly && s.PersistedOperations == "":
 		return errors.New("PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS, the manifest of the operations to run")
 	case s.ClientRateLimit < 0 || math.IsInf(s.ClientRateLimit, 0):

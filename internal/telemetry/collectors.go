@@ -7,6 +7,7 @@ import (
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/live"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -139,6 +140,30 @@ func (ac answersCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(ch, answerEvictionsDesc, counter, st.Evictions)
 	emit(ch, answerBytesDesc, gauge, int64(st.Bytes))
 	emit(ch, answerEntriesDesc, gauge, int64(st.Entries))
+}
+
+var (
+	liveSubsDesc     = desc("live_subscriptions", "Subscriptions open now, by transport (websocket, sse).", "transport")
+	liveConnsDesc    = desc("live_connections", "Streams open now, by transport: WebSockets and SSE requests.", "transport")
+	liveCohortsDesc  = desc("live_cohorts", "Subscription cohorts polled now: distinct operations, each polled once per interval whatever its subscribers.")
+	liveIntervalDesc = desc("live_poll_interval_seconds", "The configured interval of a cohort's polls (LIVE_POLL_INTERVAL).")
+)
+
+// liveCollector exports the subscriptions hub's Stats.
+type liveCollector struct{ h *live.Hub }
+
+func (liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, liveSubsDesc, liveConnsDesc, liveCohortsDesc, liveIntervalDesc)
+}
+
+func (lc liveCollector) Collect(ch chan<- prometheus.Metric) {
+	st := lc.h.Stats()
+	for i, name := range live.TransportNames {
+		emit(ch, liveSubsDesc, gauge, st.Subscriptions[i], name)
+		emit(ch, liveConnsDesc, gauge, st.Connections[i], name)
+	}
+	emit(ch, liveCohortsDesc, gauge, int64(st.Cohorts))
+	emit(ch, liveIntervalDesc, gauge, st.Interval.Seconds())
 }
 
 var (

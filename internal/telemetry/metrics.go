@@ -17,6 +17,7 @@ import (
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/fleet"
 	"github.com/compshare/imagegraph/internal/limits"
+	"github.com/compshare/imagegraph/internal/live"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -42,6 +43,10 @@ type Metrics struct {
 	upDuration    *prometheus.HistogramVec
 	upRetries     prometheus.Counter
 	upLimiterWait prometheus.Histogram
+
+	livePollLag prometheus.Histogram
+	livePolls   *prometheus.CounterVec
+	liveEvents  *prometheus.CounterVec
 
 	names *operationNames
 }
@@ -91,6 +96,13 @@ func NewMetrics(maxNames int) *Metrics {
 		"Time each attempt waited for the account's rate limiter (COMPSHARE_QPS) before it was sent.",
 		[]float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10})
 
+	m.livePollLag = f.histogram("live_poll_lag_seconds",
+		"How late each poll of a subscription cohort ran against its interval (LIVE_POLL_INTERVAL): 0 while the polls keep up; past 0, the cohorts' intervals stretch (their calls wait for the polls' share of the quota, LIVE_POLL_SHARE).",
+		[]float64{0, .1, .25, .5, 1, 2.5, 5, 10, 30, 60})
+	m.livePolls = f.counterVec("live_polls_total",
+		"Polls of subscription cohorts, by whether the answer changed (an event went out).", "changed")
+	m.liveEvents = f.counterVec("live_events_total",
+		"Subscription events sent, by transport (websocket, sse).", "transport")
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -151,6 +163,32 @@ func (m *Metrics) WatchAnswers(c *answers.Cache) {
 	}
 	m.reg.MustRegister(answersCollector{c})
 }
+
+// WatchLive exports the subscriptions hub's counts; nothing when m or h is
+// nil.
+func (m *Metrics) WatchLive(h *live.Hub) {
+	if m == nil || h == nil {
+		return
+	}
+	m.reg.MustRegister(liveCollector{h})
+}
+
+// LiveObserver is the hub's Observer of polls and events; nil when m is.
+func (m *Metrics) LiveObserver() live.Observer {
+	if m == nil {
+		return nil
+	}
+	return liveObserver{m}
+}
+
+type liveObserver struct{ m *Metrics }
+
+func (o liveObserver) Polled(lag time.Duration, changed bool) {
+	o.m.livePollLag.Observe(lag.Seconds())
+	o.m.livePolls.WithLabelValues(strconv.FormatBool(changed)).Inc()
+}
+
+func (o liveObserver) Sent(transport string) { o.m.liveEvents.WithLabelValues(transport).Inc() }
 
 // WatchFleet exports the fleet's Redis state, read at each scrape.
 func (m *Metrics) WatchFleet(r *fleet.Redis) {
@@ -282,7 +320,7 @@ func readBuildInfo() (version, goVersion string) {
 func MetricNames() []string {
 	m := NewMetrics(0)
 	// Describe never reads the watched objects: nil ones do.
-	m.reg.MustRegister(clientCollector{}, cacheCollector{}, answersCollector{}, fleetCollector{}, inflightCollector{})
+	m.reg.MustRegister(clientCollector{}, cacheCollector{}, answersCollector{}, liveCollector{}, fleetCollector{}, inflightCollector{})
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		m.reg.Describe(ch)

@@ -24,7 +24,8 @@ const (
 	EdgeEmptyCoverImageID = dataset.EmptyCoverImageID
 	// EdgeReviewingImageID is a version under review (Status Reviewing) with
 	// PubTime 0, in a group that also has Available versions. Every
-	// Reviewing version has PubTime 0, and only those.
+	// Reviewing version has PubTime 0, and only those, a rule changes keep.
+	// It is the version the first Tick publishes.
 	EdgeReviewingImageID = dataset.ReviewingImageID
 	// EdgeRenamedImageID is a version whose Name differs from its group's
 	// ImageName; only its Name contains EdgeRenamedImageWord, so a Name
@@ -59,7 +60,9 @@ var embedded = sync.OnceValues(func() (*index, error) {
 })
 
 // index is a read-only dataset with the lower-cased strings the fuzzy
-// filters compare, computed once.
+// filters compare, computed once. It is never changed once built: a change
+// builds a new index with withGroup, which shares everything but the
+// changed group with the old one.
 type index struct {
 	groups []upstream.ImageGroup
 	// groupName[i] is groups[i].ImageName lower-cased.
@@ -68,7 +71,15 @@ type index struct {
 	// Author lower-cased.
 	versionName [][]string
 	author      [][]string
+	// groupAt and versionAt locate the first group and version with an id.
+	// A change never moves a group or a version, so every index built from
+	// this one by withGroup shares them.
+	groupAt   map[string]int
+	versionAt map[string]position
 }
+
+// position is where a version is stored: groups[g].Data[v].
+type position struct{ g, v int }
 
 func newIndex(groups []upstream.ImageGroup) *index {
 	idx := &index{
@@ -76,17 +87,51 @@ func newIndex(groups []upstream.ImageGroup) *index {
 		groupName:   make([]string, len(groups)),
 		versionName: make([][]string, len(groups)),
 		author:      make([][]string, len(groups)),
+		groupAt:     make(map[string]int, len(groups)),
+		versionAt:   make(map[string]position),
 	}
-	for i, g := range groups {
-		idx.groupName[i] = strings.ToLower(g.ImageName)
-		idx.versionName[i] = make([]string, len(g.Data))
-		idx.author[i] = make([]string, len(g.Data))
-		for j, img := range g.Data {
-			idx.versionName[i][j] = strings.ToLower(img.Name)
-			idx.author[i][j] = strings.ToLower(img.Author)
+	for i := range groups {
+		idx.lowerCase(i)
+		if _, dup := idx.groupAt[groups[i].GroupId]; !dup {
+			idx.groupAt[groups[i].GroupId] = i
+		}
+		for j, img := range groups[i].Data {
+			if _, dup := idx.versionAt[img.CompShareImageId]; !dup {
+				idx.versionAt[img.CompShareImageId] = position{i, j}
+			}
 		}
 	}
 	return idx
+}
+
+// lowerCase fills the lower-cased strings of group i.
+func (idx *index) lowerCase(i int) {
+	g := &idx.groups[i]
+	idx.groupName[i] = strings.ToLower(g.ImageName)
+	idx.versionName[i] = make([]string, len(g.Data))
+	idx.author[i] = make([]string, len(g.Data))
+	for j, img := range g.Data {
+		idx.versionName[i][j] = strings.ToLower(img.Name)
+		idx.author[i][j] = strings.ToLower(img.Author)
+	}
+}
+
+// withGroup returns a new index whose group i is g, sharing every other
+// group and string with idx, which it leaves unchanged. g must hold the
+// same versions (by id, in the same order) as the group it replaces, in a
+// Data slice of its own.
+func (idx *index) withGroup(i int, g upstream.ImageGroup) *index {
+	out := &index{
+		groups:      slices.Clone(idx.groups),
+		groupName:   slices.Clone(idx.groupName),
+		versionName: slices.Clone(idx.versionName),
+		author:      slices.Clone(idx.author),
+		groupAt:     idx.groupAt,
+		versionAt:   idx.versionAt,
+	}
+	out.groups[i] = g
+	out.lowerCase(i)
+	return out
 }
 
 func copyGroups(in []upstream.ImageGroup) []upstream.ImageGroup {

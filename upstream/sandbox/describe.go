@@ -9,12 +9,12 @@ import (
 	"github.com/compshare/imagegraph/upstream"
 )
 
-// Describe answers req from the dataset: the query logic behind the handler,
-// and the oracle tests compare answers against. It returns a deep copy, so
-// the caller may change it. A request the real upstream would refuse yields
-// an *upstream.APIError of Kind KindRetCode with the RetCode it would send
-// (160 for a missing Region, 230 for a bad Limit, Offset, SortCondition.Field
-// or empty Tag).
+// Describe answers req from the dataset as it is when called: the query
+// logic behind the handler, and the oracle tests compare answers against.
+// It returns a deep copy, so the caller may change it. A request the real
+// upstream would refuse yields an *upstream.APIError of Kind KindRetCode
+// with the RetCode it would send (160 for a missing Region, 230 for a bad
+// Limit, Offset, SortCondition.Field or empty Tag).
 //
 // Semantics:
 //   - GroupId is exact on the group. Name is a case-insensitive substring of
@@ -42,7 +42,7 @@ func (s *Server) Describe(req *upstream.DescribeCommunityImagesRequest) (*upstre
 	if err := validate(req); err != nil {
 		return nil, err
 	}
-	idx := s.data
+	idx := s.data.Load() // one snapshot for the whole answer
 
 	type match struct {
 		g    int

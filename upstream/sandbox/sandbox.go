@@ -6,6 +6,22 @@
 // mode. Tests can also inject faults (latency, HTTP errors, RetCodes,
 // malformed bodies, hangs) and read call statistics.
 //
+// The data can change while it is served, so that a poller (the server's
+// live queries) sees events: UpdateVersion changes one version's status,
+// price, name or release note, UpdateGroup one group's favourites or use
+// count, and Tick makes one small scripted change (a version published,
+// another sent back to review, a favourites count raised), which
+// StartTicking repeats on an interval. Nothing changes unless asked: a new
+// Server serves the embedded dataset exactly. Each change swaps in a new
+// snapshot of the data at once, so every answer comes from one snapshot and
+// every call that starts after a change returns sees it. Admin serves the
+// changes over HTTP, as POST /sandbox/versions/{imageId} and POST
+// /sandbox/groups/{groupId} with a JSON body, for instance against a server
+// in sandbox mode:
+//
+//	curl -X POST localhost:8080/sandbox/versions/compshareImage-reviewing001 -d '{"status":"Available","price":1.5}'
+//	curl -X POST localhost:8080/sandbox/groups/group-unsorted -d '{"favoritesCount":1000}'
+//
 // It knows nothing of GraphQL: it depends only on package upstream's wire
 // types and signer.
 package sandbox
@@ -34,7 +50,15 @@ type Server struct {
 	publicKey  string
 	privateKey string
 	latency    time.Duration
-	data       *index
+	// data is the dataset served now. Readers load it once per request and
+	// so see one consistent snapshot; writers hold dataMu, build a new
+	// index from it and store that (copy on write).
+	data atomic.Pointer[index]
+	// now is the clock of the times a change sets (time.Now but in tests).
+	now func() time.Time
+
+	dataMu sync.Mutex // serialises changes to data, and guards ticks
+	ticks  tickState
 
 	calls       atomic.Int64
 	inFlight    atomic.Int64
@@ -74,34 +98,36 @@ func WithLatency(d time.Duration) Option {
 // are served as empty arrays.
 func WithGroups(groups []upstream.ImageGroup) Option {
 	return func(s *Server) error {
-		s.data = newIndex(copyGroups(groups))
+		s.data.Store(newIndex(copyGroups(groups)))
 		return nil
 	}
 }
 
 // New returns a Server over the embedded dataset (parsed once per process and
-// shared read-only between Servers), accepting DefaultPublicKey and
+// shared read-only between Servers: a change, by UpdateVersion, UpdateGroup
+// or Tick, is seen by that Server alone), accepting DefaultPublicKey and
 // DefaultPrivateKey unless an Option says otherwise.
 func New(opts ...Option) (*Server, error) {
-	s := &Server{publicKey: DefaultPublicKey, privateKey: DefaultPrivateKey}
+	s := &Server{publicKey: DefaultPublicKey, privateKey: DefaultPrivateKey, now: time.Now}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
 			return nil, err
 		}
 	}
-	if s.data == nil {
+	if s.data.Load() == nil {
 		idx, err := embedded()
 		if err != nil {
 			return nil, err
 		}
-		s.data = idx
+		s.data.Store(idx)
 	}
 	return s, nil
 }
 
-// Groups returns a deep copy of the whole dataset in stored order.
+// Groups returns a deep copy of the whole dataset, as it is now, in stored
+// order.
 func (s *Server) Groups() []upstream.ImageGroup {
-	return copyGroups(s.data.groups)
+	return copyGroups(s.data.Load().groups)
 }
 
 // Stats are the handler's counters since New or the last ResetStats.

@@ -6,13 +6,23 @@
 //
 // Usage:
 //
-//	sandbox [-addr 127.0.0.1:8081] [-latency 20ms]
+//	sandbox [-addr 127.0.0.1:8081] [-latency 20ms] [-tick 1m]
 //	sandbox -print-request
 //
 // Routes: POST / (and any path under it, since a client posts to
 // {base}/?Action=…) answers the wire protocol; GET /stats answers the call
 // counters as {"calls":N,"maxInFlight":N,"inFlight":N}; POST /stats/reset
-// resets them and answers 204.
+// resets them and answers 204. POST /versions/{imageId} and POST
+// /groups/{groupId} change the data, as a server in sandbox mode's
+// /sandbox/versions/{imageId} and /sandbox/groups/{groupId} do (see
+// sandbox.Server.Admin for the bodies and answers):
+//
+//	curl -X POST localhost:8081/versions/compshareImage-reviewing001 -d '{"status":"Available"}'
+//	curl -X POST localhost:8081/groups/group-unsorted -d '{"favoritesCount":1000}'
+//
+// The data is the embedded dataset, unchanged unless asked; -tick makes it
+// change on its own, one sandbox.Server.Tick per interval (a version
+// published, another sent back to review, a favourites count raised).
 //
 // The sandbox accepts one key pair: SANDBOX_PUBLIC_KEY and
 // SANDBOX_PRIVATE_KEY when both are set, otherwise sandbox.DefaultPublicKey
@@ -70,12 +80,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultAddr, "`host:port` to listen on (port 0 picks a free port)")
 	latency := fs.Duration("latency", 0, "latency added to every call (Go duration)")
+	tick := fs.Duration("tick", 0, "change the data on its own every `interval` (Go duration; 0, the default, never)")
 	printRequest := fs.Bool("print-request", false, "print the signed form body of the reference request (Offset=0, Limit=20) and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if *tick < 0 {
+		return fmt.Errorf("-tick must not be negative, got %s", *tick)
 	}
 	pub, priv, err := keys(getenv)
 	if err != nil {
@@ -105,7 +119,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout:      *latency + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	fmt.Fprintf(stderr, "sandbox: listening on http://%s (latency %s)\n", ln.Addr(), *latency)
+	fmt.Fprintf(stderr, "sandbox: listening on http://%s (%s)\n", ln.Addr(), settingsLine(*latency, *tick))
+	sb.StartTicking(ctx, *tick)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -153,10 +168,21 @@ type stats struct {
 	InFlight    int64 `json:"inFlight"`
 }
 
-// newMux routes the wire protocol and the counters to sb.
+// settingsLine describes the latency and, when on, the tick interval.
+func settingsLine(latency, tick time.Duration) string {
+	if tick > 0 {
+		return fmt.Sprintf("latency %s, tick %s", latency, tick)
+	}
+	return fmt.Sprintf("latency %s", latency)
+}
+
+// newMux routes the wire protocol, the counters and the changes to sb.
 func newMux(sb *sandbox.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", sb)
+	changes := sb.ChangeHandler()
+	mux.Handle("POST /versions/{imageId}", changes)
+	mux.Handle("POST /groups/{groupId}", changes)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		st := sb.Stats()
 		w.Header().Set("Content-Type", "application/json")

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -162,4 +163,72 @@ func TestRunRefusesBadArguments(t *testing.T) {
 	for _, args := range [][]string{{"extra"}, {"-latency", "soon"}, {"-addr", "127.0.0.1:-1"}} {
 		assert.Error(t, run(t.Context(), args, env(nil), io.Discard, io.Discard), "%q", args)
 	}
+}
+
+// postChange posts a change body to url and returns the status.
+func postChange(t *testing.T, url, body string) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestChangeRoutes(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.New()
+	require.NoError(t, err)
+	ts := httptest.NewServer(newMux(sb))
+	defer ts.Close()
+	first := sb.Groups()[0]
+
+	assert.Equal(t, http.StatusOK, postChange(t, ts.URL+"/groups/"+first.GroupId, `{"favoritesCount":123456}`))
+	assert.Equal(t, http.StatusOK, postChange(t, ts.URL+"/versions/"+first.Data[0].CompShareImageId, `{"price":9.5}`))
+	assert.Equal(t, http.StatusNotFound, postChange(t, ts.URL+"/groups/group-nosuchth", `{"favoritesCount":1}`))
+	assert.Equal(t, http.StatusBadRequest, postChange(t, ts.URL+"/versions/"+first.Data[0].CompShareImageId, `{"price":"free"}`))
+
+	resp := call(t, ts.URL, printRequest(t, env(nil)))
+	require.Equal(t, upstream.RetCode(0), resp.RetCode, resp.Message)
+	assert.Equal(t, first.GroupId, resp.CompshareImageGroup[0].GroupId)
+	assert.Equal(t, 123456, resp.CompshareImageGroup[0].FavoritesCount)
+	assert.Equal(t, 9.5, resp.CompshareImageGroup[0].Data[0].Price)
+	assert.Equal(t, int64(1), getStats(t, ts.URL).Calls, "changes are not upstream calls")
+}
+
+func TestRunTicks(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"-addr", "127.0.0.1:0", "-tick", "10ms"}, env(nil), io.Discard, pw)
+		pw.Close()
+		done <- err
+	}()
+	lines := bufio.NewReader(pr)
+	line, err := lines.ReadString('\n')
+	require.NoError(t, err)
+	m := regexp.MustCompile(`^sandbox: listening on (http://127\.0\.0\.1:[0-9]+) \(latency 0s, tick 10ms\)\n$`).FindStringSubmatch(line)
+	require.NotNil(t, m, line)
+	base, body := m[1], printRequest(t, env(nil))
+
+	// The first tick raises the first group's favourites, which only grow.
+	sb, err := sandbox.New()
+	require.NoError(t, err)
+	before := sb.Groups()[0].FavoritesCount
+	require.Eventually(t, func() bool {
+		return call(t, base, body).CompshareImageGroup[0].FavoritesCount > before
+	}, 10*time.Second, 5*time.Millisecond)
+
+	cancel()
+	_, _ = io.Copy(io.Discard, lines)
+	require.NoError(t, <-done)
+}
+
+func TestRunRefusesANegativeTick(t *testing.T) {
+	t.Parallel()
+	err := run(t.Context(), []string{"-tick", "-1s"}, env(nil), io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "-tick must not be negative")
 }
