@@ -171,6 +171,14 @@ func (m *Metrics) WatchLive(h *live.Hub) {
 		return
 	}
 	m.reg.MustRegister(liveCollector{h})
+	// Every series exists from the start, at 0, so that a rate over it is
+	// 0 rather than nothing before the first poll or event.
+	for _, changed := range []string{"true", "false"} {
+		m.livePolls.WithLabelValues(changed)
+	}
+	for _, t := range live.TransportNames {
+		m.liveEvents.WithLabelValues(t)
+	}
 }
 
 // LiveObserver is the hub's Observer of polls and events; nil when m is.
