@@ -125,12 +125,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		routes.Sandbox = sb.Admin()
 	}
 	srv := httpserver.New(httpserver.Handler(routes, httpserver.Middleware{Trusted: cfg.TrustedProxies,
-		MaxBodyBytes: cfg.MaxBodyBytes, Telemetry: tel, Log: log}), log)
+		MaxBodyBytes: cfg.MaxBodyBytes, Telemetry: tel, Log: log}), cfg.HTTP, log)
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := httpserver.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)), cfg.HTTP)
 	if err != nil {
 		return err
 	}
+	metrics.WatchConnections(ln)
 	addrs := Addrs{API: ln.Addr().String()}
 	if cfg.MetricsAddr != "" {
 		var stopMetrics func()

@@ -340,6 +340,10 @@ func TestSubscriptionBounds(t *testing.T) {
 		}
 		return true
 	}, 10*time.Second, 50*time.Millisecond, "room again once one ended: the connection stayed usable")
+	for _, m := range ws.pending {
+		assert.False(t, m["type"] == "complete" && (m["id"] == "4" || m["id"] == "5"),
+			"graphql-transport-ws: nothing follows an operation's error, but %v did", m)
+	}
 
 	second, _, err := dialWS(t, s, nil)
 	require.NoError(t, err)
@@ -474,4 +478,47 @@ func TestPollsKeepToTheirShare(t *testing.T) {
 	h := lag[0].GetHistogram()
 	t.Logf("%d polls, %.1f s of lag", h.GetSampleCount(), h.GetSampleSum())
 	assert.Greater(t, h.GetSampleSum(), 1.0, "the intervals stretched, and the lag says by how much")
+}
+
+// TestKeepAlive: every LIVE_KEEPALIVE the server pings; a client that
+// answers stays connected, one that does not is closed after two
+// intervals.
+func TestKeepAlive(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, withEnv(map[string]string{"LIVE_KEEPALIVE": "200ms"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func() *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, strings.Replace(s.url, "http", "ws", 1)+"/query",
+			&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.CloseNow() })
+		require.NoError(t, wsjson.Write(ctx, c, map[string]any{"type": "connection_init"}))
+		return c
+	}
+	answering, silent := dial(), dial()
+
+	// The one that answers: pings keep coming, and it is still open after
+	// many intervals.
+	pings := 0
+	for pings < 8 {
+		var m map[string]any
+		require.NoError(t, wsjson.Read(ctx, answering, &m))
+		if m["type"] == "ping" {
+			pings++
+			require.NoError(t, wsjson.Write(ctx, answering, map[string]any{"type": "pong"}))
+		}
+	}
+	// The one that reads but never answers: closed.
+	var err error
+	for err == nil {
+		var m map[string]any
+		err = wsjson.Read(ctx, silent, &m)
+	}
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "the silent client was closed")
+	require.NoError(t, wsjson.Write(ctx, answering, map[string]any{"type": "ping"}))
+	var m map[string]any
+	for m["type"] != "pong" {
+		require.NoError(t, wsjson.Read(ctx, answering, &m), "the answering client is still served")
+	}
 }

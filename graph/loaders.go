@@ -12,6 +12,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
 	"github.com/compshare/imagegraph/upstream"
@@ -194,9 +195,21 @@ func Middleware(svc upstream.Service, opt LoaderOptions, next http.Handler) http
 		opt.memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isStream(r.Header) {
+			// A stream's request lives as long as its connection: its
+			// operations get loaders of their own (streamLoaders), and
+			// the request holds none.
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := upstream.WithUsage(r.Context(), &upstream.Usage{})
 		next.ServeHTTP(w, r.WithContext(WithLoaders(ctx, NewLoaders(svc, opt))))
 	})
+}
+
+// isStream reports a request for a WebSocket or an SSE stream.
+func isStream(h http.Header) bool {
+	return h.Get("Upgrade") != "" || strings.Contains(h.Get("Accept"), "text/event-stream")
 }
 
 // Page loads the page of q; identical Queries in one request share one call.
@@ -439,10 +452,11 @@ func (streamLoaders) ExtensionName() string                   { return "StreamLo
 func (streamLoaders) Validate(graphql.ExecutableSchema) error { return nil }
 
 // InterceptOperation gives the operation fresh loaders and usage when its
-// request is a stream.
+// request is a stream, unless it is a subscription: its polls have loaders
+// of their own (livePoller), and an idle subscriber holds none.
 func (s streamLoaders) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	h := graphql.GetOperationContext(ctx).Headers
-	if h.Get("Upgrade") != "" || strings.Contains(h.Get("Accept"), "text/event-stream") {
+	oc := graphql.GetOperationContext(ctx)
+	if isStream(oc.Headers) && (oc.Operation == nil || oc.Operation.Operation != ast.Subscription) {
 		ctx = upstream.WithUsage(ctx, &upstream.Usage{})
 		ctx = WithLoaders(ctx, NewLoaders(s.svc, s.opts))
 	}

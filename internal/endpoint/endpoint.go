@@ -154,6 +154,7 @@ func New(cfg settings.Settings, p Parts) (*Endpoint, error) {
 	hc.LiveTransports = live.TransportOptions{
 		KeepAlive:         cfg.LiveKeepAlive,
 		InitTimeout:       cfg.LiveInitTimeout,
+		WriteTimeout:      cfg.LiveWriteTimeout,
 		Origins:           cfg.CORSAllowedOrigins,
 		MaxConnsPerClient: cfg.MaxSubscriptionsPerClient,
 	}

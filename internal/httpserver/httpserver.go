@@ -83,19 +83,65 @@ func Handler(r Routes, m Middleware) http.Handler {
 	return withRequestID(h)
 }
 
-// New returns the API's http.Server for h, with the timeouts a public
-// server needs: a slow client cannot hold a connection open with a
-// trickled header, body or idle keep-alive.
-func New(h http.Handler, log *slog.Logger) *http.Server {
+// Limits bound what one client's connection may hold: the time it may
+// take to send a request, to read an answer, to sit idle, the size of its
+// headers, and the connections open at once. docs/reliability.md
+// ("Hostile clients") says which client each one stops.
+type Limits struct {
+	// ReadHeaderTimeout bounds the time to send a request's headers
+	// (HTTP_READ_HEADER_TIMEOUT): headers trickled a byte at a time, or a
+	// connection that sends nothing, are cut off.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds the time to send a whole request, body included
+	// (HTTP_READ_TIMEOUT): a trickled or half-sent body is cut off.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the request's end to the answer's
+	// (HTTP_WRITE_TIMEOUT): a client that does not read its answer is cut
+	// off. WebSockets and SSE streams have LIVE_WRITE_TIMEOUT instead.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds a kept-alive connection's wait for its next
+	// request (HTTP_IDLE_TIMEOUT).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (MAX_HEADER_BYTES).
+	MaxHeaderBytes int
+	// MaxConnections bounds the connections open at once, streams
+	// included (MAX_CONNECTIONS; 0: no bound).
+	MaxConnections int
+}
+
+// DefaultLimits are the limits of a server configured with nothing.
+var DefaultLimits = Limits{
+	ReadHeaderTimeout: 5 * time.Second,
+	ReadTimeout:       15 * time.Second,
+	WriteTimeout:      time.Minute,
+	IdleTimeout:       2 * time.Minute,
+	MaxHeaderBytes:    64 << 10,
+	MaxConnections:    4096,
+}
+
+// New returns the API's http.Server for h, with lim's timeouts: a slow
+// client cannot hold a connection open with a trickled header, body or
+// idle keep-alive. (Listen applies lim's bound on connections.)
+func New(h http.Handler, lim Limits, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		WriteTimeout:      lim.WriteTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		MaxHeaderBytes:    lim.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Listen listens on addr, holding at most lim.MaxConnections connections
+// open at once.
+func Listen(addr string, lim Limits) (*ConnLimiter, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return LimitConnections(ln, lim.MaxConnections), nil
 }
 
 // Serve serves srv on ln until ctx is done, then drains: /readyz answers

@@ -56,6 +56,9 @@ const (
 	// DefaultInitTimeout is how long a WebSocket may wait before its
 	// connection_init.
 	DefaultInitTimeout = 10 * time.Second
+	// DefaultWriteTimeout is how long one write to a stream may block on a
+	// client that does not read before the stream is closed.
+	DefaultWriteTimeout = 10 * time.Second
 )
 
 // Options configure a Hub.

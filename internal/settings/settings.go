@@ -24,6 +24,7 @@ import (
 	"github.com/compshare/imagegraph/internal/answers"
 	"github.com/compshare/imagegraph/internal/cache"
 	"github.com/compshare/imagegraph/internal/documents"
+	"github.com/compshare/imagegraph/internal/httpserver"
 	"github.com/compshare/imagegraph/internal/limits"
 	"github.com/compshare/imagegraph/internal/live"
 )
@@ -83,10 +84,14 @@ type Settings struct {
 	MaxSubscriptions          int
 	LiveKeepAlive             time.Duration
 	LiveInitTimeout           time.Duration
+	LiveWriteTimeout          time.Duration
 
 	// Persisted operations.
 	PersistedOperations     string
 	PersistedOperationsOnly bool
+
+	// HTTP bounds what one client's connection may hold.
+	HTTP httpserver.Limits
 
 	// Who may ask.
 	CORSAllowedOrigins []string
@@ -164,6 +169,8 @@ func Defaults() Settings {
 		MaxSubscriptions:          live.DefaultMaxSubscriptions,
 		LiveKeepAlive:             live.DefaultKeepAlive,
 		LiveInitTimeout:           live.DefaultInitTimeout,
+		LiveWriteTimeout:          live.DefaultWriteTimeout,
+		HTTP:                      httpserver.DefaultLimits,
 
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       LogAuto,
@@ -264,8 +271,18 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("LIVE_POLL_SHARE must be a share of COMPSHARE_QPS above 0, at most 1, got %g", s.LivePollShare)
 	case s.MaxSubscriptionsPerClient < 0 || s.MaxSubscriptions < 0:
 		return errors.New("MAX_SUBSCRIPTIONS_PER_CLIENT and MAX_SUBSCRIPTIONS must not be negative (0: no bound)")
-	case s.LiveKeepAlive <= 0 || s.LiveInitTimeout <= 0:
-		return errors.New("LIVE_KEEPALIVE and LIVE_INIT_TIMEOUT must be positive")
+	case s.LiveKeepAlive <= 0 || s.LiveInitTimeout <= 0 || s.LiveWriteTimeout <= 0:
+		return errors.New("LIVE_KEEPALIVE, LIVE_INIT_TIMEOUT and LIVE_WRITE_TIMEOUT must be positive")
+	case s.HTTP.ReadHeaderTimeout <= 0 || s.HTTP.ReadTimeout <= 0 || s.HTTP.WriteTimeout <= 0 || s.HTTP.IdleTimeout <= 0:
+		return errors.New("HTTP_READ_HEADER_TIMEOUT, HTTP_READ_TIMEOUT, HTTP_WRITE_TIMEOUT and HTTP_IDLE_TIMEOUT must be positive")
+	case s.HTTP.ReadTimeout < s.HTTP.ReadHeaderTimeout:
+		return fmt.Errorf("HTTP_READ_TIMEOUT (%s) bounds the headers and the body, so it must be at least HTTP_READ_HEADER_TIMEOUT (%s)", s.HTTP.ReadTimeout, s.HTTP.ReadHeaderTimeout)
+	case s.OperationTimeout > 0 && s.HTTP.WriteTimeout <= s.OperationTimeout:
+		return fmt.Errorf("HTTP_WRITE_TIMEOUT (%s) must be longer than OPERATION_TIMEOUT (%s), or answers are cut off before they are written", s.HTTP.WriteTimeout, s.OperationTimeout)
+	case s.HTTP.MaxHeaderBytes < 1024:
+		return fmt.Errorf("MAX_HEADER_BYTES must be at least 1024, got %d", s.HTTP.MaxHeaderBytes)
+	case s.HTTP.MaxConnections < 0:
+		return fmt.Errorf("MAX_CONNECTIONS must not be negative (0: no bound), got %d", s.HTTP.MaxConnections)
 	case s.PersistedOperationsOnly && s.PersistedOperations == "":
 		return errors.New("PERSISTED_OPERATIONS_ONLY needs PERSISTED_OPERATIONS, the manifest of the operations to run")
 	case s.ClientRateLimit < 0 || math.IsInf(s.ClientRateLimit, 0):

@@ -217,3 +217,29 @@ func (ic inflightCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(ch, inflightWaitingDesc, gauge, st.Waiting)
 	emit(ch, inflightRefusedDesc, counter, st.Refused)
 }
+
+// Connections is what a listener that bounds its connections reports
+// (httpserver.ConnLimiter).
+type Connections interface {
+	Connections() (open, refused int64)
+}
+
+var (
+	connectionsOpenDesc = desc("http_connections_open",
+		"Connections open on the API's port, WebSockets and SSE streams included.")
+	connectionsRefusedDesc = desc("http_connections_refused_total",
+		"Connections answered 503 SERVER_OVERLOADED and closed: MAX_CONNECTIONS were open already.")
+)
+
+// connectionsCollector exports a listener's Connections.
+type connectionsCollector struct{ c Connections }
+
+func (connectionsCollector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, connectionsOpenDesc, connectionsRefusedDesc)
+}
+
+func (cc connectionsCollector) Collect(ch chan<- prometheus.Metric) {
+	open, refused := cc.c.Connections()
+	emit(ch, connectionsOpenDesc, gauge, open)
+	emit(ch, connectionsRefusedDesc, counter, refused)
+}

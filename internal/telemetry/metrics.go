@@ -155,6 +155,15 @@ func (m *Metrics) WatchInflight(f *limits.Inflight) {
 	m.reg.MustRegister(inflightCollector{f})
 }
 
+// WatchConnections exports the API listener's connections open and
+// refused, read at each scrape; nothing when m or c is nil.
+func (m *Metrics) WatchConnections(c Connections) {
+	if m == nil || c == nil {
+		return
+	}
+	m.reg.MustRegister(connectionsCollector{c})
+}
+
 // WatchAnswers exports the cache of answers' counters; nothing when m or c
 // is nil.
 func (m *Metrics) WatchAnswers(c *answers.Cache) {
@@ -328,7 +337,7 @@ func readBuildInfo() (version, goVersion string) {
 func MetricNames() []string {
 	m := NewMetrics(0)
 	// Describe never reads the watched objects: nil ones do.
-	m.reg.MustRegister(clientCollector{}, cacheCollector{}, answersCollector{}, liveCollector{}, fleetCollector{}, inflightCollector{})
+	m.reg.MustRegister(clientCollector{}, cacheCollector{}, answersCollector{}, liveCollector{}, fleetCollector{}, inflightCollector{}, connectionsCollector{})
 	ch := make(chan *prometheus.Desc)
 	go func() {
 		m.reg.Describe(ch)
