@@ -9,7 +9,10 @@ import { defineConfig } from 'vite';
 
 const names = {
   entryFileNames: 'assets/[name]-[hash].js',
-  chunkFileNames: 'assets/[name]-[hash].js',
+  // graphql-ws, which @graphiql/toolkit imports when a subscription first
+  // runs, would be named after its folder ("dist"): name it after itself.
+  chunkFileNames: (chunk) =>
+    /[\\/]node_modules[\\/]graphql-ws[\\/]/.test(chunk.facadeModuleId ?? '') ? 'assets/graphql-ws-[hash].js' : 'assets/[name]-[hash].js',
   assetFileNames: 'assets/[name]-[hash][extname]',
 };
 

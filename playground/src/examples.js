@@ -1,6 +1,7 @@
 // The operations the editor opens with, one tab each. They are GraphiQL's
 // defaultTabs: used when the browser has no saved tabs for this origin.
 // The first needs no variables, so pressing Run on a fresh page shows data.
+// The last two are subscriptions, which run over a WebSocket (main.js).
 
 const pagination = `# Welcome to imagegraph's playground.
 # Run this with the pink button or
@@ -158,6 +159,49 @@ query Lookups($id: ID!, $groupId: ID!, $imageId: ID!) {
 }
 `;
 
+const watchReview = `# A subscription, live: the first result
+# is the version as it is now, then one
+# more each time a selected field changes
+# (the server polls every 5 s, by default).
+# Run it, then, on the built-in sandbox,
+# change the version from a terminal:
+#   curl -X POST localhost:8080/sandbox/versions/compshareImage-reviewing001 -d '{"status":"Available"}'
+# (Available, Reviewing or Offline), or
+# wait: the sandbox publishes it on its
+# own within a minute (SANDBOX_TICK).
+# The stop button ends the subscription.
+subscription WatchReview {
+  imageVersion(imageId: "compshareImage-reviewing001") {
+    imageId
+    name
+    versionName
+    status
+    publishedAt
+    price
+  }
+}
+`;
+
+const watchTopGroups = `# The first page of imageGroups, live: a
+# new result when a group moves in or out
+# of the page, or a field of one changes.
+# On the sandbox, give a group more
+# favourites from a terminal:
+#   curl -X POST localhost:8080/sandbox/groups/group-x3efh4me -d '{"favoritesCount":5000}'
+# or wait: each minute the sandbox adds
+# one favourite to a group (SANDBOX_TICK).
+subscription WatchTopGroups {
+  imageGroups(first: 3, orderBy: { field: FAVORITES, direction: DESC }) {
+    totalCount
+    nodes {
+      groupId
+      name
+      favoritesCount
+    }
+  }
+}
+`;
+
 // IDs from the built-in sandbox dataset (upstream/sandbox/data/images.json),
 // so the tab runs as is there: the group "Langchain-Chatchat Lite" and its
 // version v1.1.
@@ -174,4 +218,6 @@ export const defaultTabs = [
   { query: filters },
   { query: versions },
   { query: lookups, variables: JSON.stringify(lookupVariables, null, 2) },
+  { query: watchReview },
+  { query: watchTopGroups },
 ];
