@@ -522,3 +522,34 @@ func TestKeepAlive(t *testing.T) {
 		require.NoError(t, wsjson.Read(ctx, answering, &m), "the answering client is still served")
 	}
 }
+
+// TestThousandSubscribersTenCohorts: 1,000 subscribers over 10 distinct
+// operations cost about 10 upstream calls per interval, not 1,000.
+func TestThousandSubscribersTenCohorts(t *testing.T) {
+	t.Parallel()
+	const interval = 500 * time.Millisecond
+	s := startServer(t, withEnv(map[string]string{
+		"LIVE_POLL_INTERVAL": interval.String(), "LIVE_POLL_SHARE": "1", "MAX_SUBSCRIPTIONS_PER_CLIENT": "0",
+	}))
+	for range 100 {
+		ws, _, err := dialWS(t, s, nil)
+		require.NoError(t, err)
+		ws.init(nil)
+		for c := range 10 {
+			ws.subscribe(fmt.Sprint(c), fmt.Sprintf(`subscription { imageGroups(first: %d) { nodes { groupId favoritesCount } } }`, c+1))
+		}
+		for range 10 {
+			ws.expect("next")
+		}
+	}
+	_, fam := s.scrape(t)
+	require.Equal(t, 1000.0, sample(fam, "imagegraph_live_subscriptions"))
+	require.Equal(t, 10.0, sample(fam, "imagegraph_live_cohorts"))
+	before := s.sandboxCalls(t)
+	start := time.Now()
+	time.Sleep(8 * interval)
+	calls := s.sandboxCalls(t) - before
+	intervals := time.Since(start).Seconds() / interval.Seconds()
+	t.Logf("%.0f upstream calls in %.1f intervals: %.1f per interval for 1,000 subscribers in 10 cohorts", calls, intervals, calls/intervals)
+	assert.LessOrEqual(t, calls, 10*(intervals+1), "about one call per cohort per interval")
+}

@@ -135,8 +135,8 @@ func New(cfg settings.Settings, p Parts) (*Endpoint, error) {
 	}
 	hc.Live = &live.Options{
 		Interval: cfg.LivePollInterval,
-		PollContext: func(ctx context.Context, interval time.Duration) context.Context {
-			return upstream.WithCallLimiter(cache.WithMaxAge(ctx, interval), polls)
+		PollContext: func(ctx context.Context, maxAge time.Duration) context.Context {
+			return upstream.WithCallLimiter(cache.WithMaxAge(ctx, maxAge), polls)
 		},
 		Key: func(oc *graphql.OperationContext) (string, bool) {
 			variant := ""

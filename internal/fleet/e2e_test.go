@@ -7,6 +7,7 @@ package fleet_test
 // is bounded, and everything is stopped at the end.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -37,6 +38,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/internal/testkit"
+	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
 // The fleet's settings: a small budget of upstream calls, so that the test
@@ -46,6 +48,8 @@ const (
 	fleetBurst    = 5
 	drain         = 2 * time.Second
 	shutdownLimit = 5 * time.Second
+	// livePoll is the replicas' LIVE_POLL_INTERVAL.
+	livePoll = time.Second
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -92,6 +96,7 @@ func TestFleet(t *testing.T) {
 			"SHUTDOWN_TIMEOUT="+shutdownLimit.String(),
 			"LOG_LEVEL=info",
 			"METRICS_ADDR=127.0.0.1:0",
+			"LIVE_POLL_INTERVAL="+livePoll.String(),
 		)
 		replicas[i] = testkit.Start(t, fmt.Sprintf("replica%d", i+1), cmd)
 		replicas[i].WaitFor(t, regexp.MustCompile(`"msg":"listening"`))
@@ -186,6 +191,28 @@ func TestFleet(t *testing.T) {
 		}, 10*time.Second, 100*time.Millisecond, "the replicas counted %v requests; the sandbox answered %v", sent, made)
 	})
 
+	t.Run("replicas polling one cohort share its calls through Redis", func(t *testing.T) {
+		const sub = `subscription Shared { imageVersion(imageId: "` + sandbox.EdgeReviewingImageID + `") { imageId status } }`
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for i := range replicas {
+			events := subscribeSSE(t, ctx, replicaURL(i), sub)
+			select {
+			case e := <-events:
+				require.Contains(t, e, `"status":"REVIEWING"`, "replica %d's first event", i+1)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no first event from replica %d", i+1)
+			}
+		}
+		before := calls()
+		start := time.Now()
+		time.Sleep(6 * livePoll)
+		made := calls() - before
+		ticks := time.Since(start).Seconds() / livePoll.Seconds()
+		t.Logf("%d upstream calls in %.1f intervals for one cohort on three replicas", made, ticks)
+		assert.LessOrEqual(t, float64(made), 1.5*ticks+2, "about one call per interval, not three")
+	})
+
 	warm := func(n int) string {
 		return fmt.Sprintf(`{ imageGroups(first: %d) { totalCount nodes { groupId name } } }`, 30+n%5)
 	}
@@ -254,6 +281,35 @@ func TestFleet(t *testing.T) {
 		assert.GreaterOrEqual(t, took, drain, "it served through the drain")
 		assert.Less(t, took, drain+shutdownLimit, "and stopped within the shutdown timeout")
 	})
+}
+
+// subscribeSSE subscribes to query over SSE at u (graphql-sse, distinct
+// connections) until ctx ends, and returns the data of its next events.
+func subscribeSSE(t *testing.T, ctx context.Context, u, query string) <-chan string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	events := make(chan string, 16)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				select {
+				case events <- data:
+				default:
+				}
+			}
+		}
+	}()
+	return events
 }
 
 // load sends requests through url from clients goroutines for d, the n-th

@@ -22,7 +22,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -69,9 +71,10 @@ type Options struct {
 	// fields, with the context's values (PollContext's), and returns its
 	// answer.
 	Execute func(ctx context.Context, oc *graphql.OperationContext) *graphql.Response
-	// PollContext returns the context a poll runs with: data no older than
-	// the interval, and the share of the quota its calls wait for.
-	PollContext func(ctx context.Context, interval time.Duration) context.Context
+	// PollContext returns the context a poll runs with: data no older
+	// than maxAge (fetched since the poll's tick began), and the share of
+	// the quota its calls wait for.
+	PollContext func(ctx context.Context, maxAge time.Duration) context.Context
 	// Key returns the cohort of an operation (the cache of answers' key);
 	// false when it has none (it is polled alone).
 	Key func(oc *graphql.OperationContext) (string, bool)
@@ -355,13 +358,27 @@ func (h *Hub) newCohort(key string, oc *graphql.OperationContext) *cohort {
 	return &cohort{hub: h, key: key, oc: oc, subs: map[*subscriber]struct{}{}, ctx: ctx, stop: stop}
 }
 
-// poll runs the cohort's operation every interval until the cohort ends,
-// the first time at once. A poll's next one is due an interval after it
-// started; one that ran late (its calls waited for their share of the
-// quota) is measured as lag, and the next runs at once.
+// poll runs the cohort's operation once at once (the first event), then
+// once every interval, on a tick of its own until the cohort ends.
+//
+// The ticks are aligned on the wall clock, at a phase the cohort's key
+// decides: every replica of a fleet polls a cohort at the same moments,
+// give or take a jitter of up to pollSpread, and each poll takes only data
+// fetched since its tick began. So the first poll of a tick, on whichever
+// replica, makes the upstream call and shares its answer (through the
+// fleet's Redis tier), the others read it, and no poll runs on data from a
+// tick before: a change reaches every subscriber within an interval and the
+// jitter, and a fleet pays about one call per cohort and interval. A poll
+// that ran late (its calls waited for their share of the quota) is
+// measured as lag, and the next runs at the next tick.
 func (c *cohort) poll() {
 	h := c.hub
-	due := time.Now()
+	interval := h.opts.Interval
+	phase := time.Duration(hashKey(c.key) % uint64(interval))
+	spread := min(interval/4, maxPollSpread)
+	now := time.Now()
+	tick := nextTick(now, interval, phase).Add(-interval) // the tick now is in
+	due := now
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -371,7 +388,7 @@ func (c *cohort) poll() {
 		case <-timer.C:
 		}
 		start := time.Now()
-		resp := c.run()
+		resp := c.run(start.Sub(tick))
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -380,20 +397,40 @@ func (c *cohort) poll() {
 		if o := h.opts.Observer; o != nil {
 			o.Polled(max(start.Sub(due), 0), changed)
 		}
-		due = start.Add(h.opts.Interval)
+		tick = nextTick(start, interval, phase)
+		due = tick.Add(time.Duration(rand.Int64N(int64(spread) + 1)))
 		timer.Reset(max(time.Until(due), 0))
 	}
 }
 
-// run executes the operation once, as a poll.
-func (c *cohort) run() (resp *graphql.Response) {
+// maxPollSpread bounds the jitter of a cohort's polls around its tick.
+const maxPollSpread = 500 * time.Millisecond
+
+// nextTick returns the first tick after t of a clock of interval and
+// phase.
+func nextTick(t time.Time, interval, phase time.Duration) time.Time {
+	n := t.UnixNano() - int64(phase)
+	k := n/int64(interval) + 1
+	return time.Unix(0, k*int64(interval)+int64(phase))
+}
+
+// hashKey is FNV-1a of a cohort's key: its phase.
+func hashKey(key string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return h.Sum64()
+}
+
+// run executes the operation once, as a poll, on data no older than
+// maxAge.
+func (c *cohort) run(maxAge time.Duration) (resp *graphql.Response) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.hub.opts.Log.Error("live query poll panicked", "panic", fmt.Sprint(p))
 			resp = &graphql.Response{Errors: gqlerror.List{{Message: "internal error", Extensions: map[string]any{"code": codes.Internal}}}}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(c.hub.opts.PollContext(c.ctx, c.hub.opts.Interval), pollTimeout)
+	ctx, cancel := context.WithTimeout(c.hub.opts.PollContext(c.ctx, maxAge), pollTimeout)
 	defer cancel()
 	return c.hub.opts.Execute(ctx, c.oc)
 }

@@ -314,3 +314,51 @@ func TestPollPanicIsAnError(t *testing.T) {
 	assert.Nil(t, next(ctx))
 	require.Eventually(t, func() bool { return h.Stats().Cohorts == 0 }, 10*time.Second, time.Millisecond)
 }
+
+// TestPollsRunOnAlignedTicks: two hubs (two replicas) poll a cohort at the
+// same ticks, on a phase its key decides, and each poll after the first
+// takes only data fetched since its tick began: the first poll of a tick,
+// on whichever replica, fetches, the others share it, and no poll sees data
+// from the tick before.
+func TestPollsRunOnAlignedTicks(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	spread := min(interval/4, maxPollSpread)
+	type poll struct {
+		at     time.Time
+		maxAge time.Duration
+	}
+	var mu sync.Mutex
+	polls := map[int][]poll{}
+	hub := func(i int) *Hub {
+		return newHub(newCatalogue(), interval, func(o *Options) {
+			o.PollContext = func(ctx context.Context, maxAge time.Duration) context.Context {
+				mu.Lock()
+				defer mu.Unlock()
+				polls[i] = append(polls[i], poll{time.Now(), maxAge})
+				return ctx
+			}
+		})
+	}
+	a, _ := subscribe(t, hub(0), "x", "q")
+	time.Sleep(interval / 3) // the second replica's subscriber comes later
+	b, _ := subscribe(t, hub(1), "x", "q")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(polls[0]) >= 5 && len(polls[1]) >= 5
+	}, 10*time.Second, 10*time.Millisecond)
+	a.stop(t)
+	b.stop(t)
+
+	phase := time.Duration(hashKey("q") % uint64(interval))
+	slack := interval / 4 // a timer that fires late on a busy machine
+	mu.Lock()
+	defer mu.Unlock()
+	for i, ps := range polls {
+		for _, p := range ps[1:] { // the first runs at once, off its tick
+			offset := time.Duration((p.at.UnixNano() - int64(phase)) % int64(interval))
+			assert.Less(t, offset, spread+slack, "replica %d polled %s into its tick", i, offset)
+			assert.Less(t, p.maxAge, spread+slack, "replica %d took data %s old", i, p.maxAge)
+		}
+	}
+}
