@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -14,12 +15,13 @@ import (
 )
 
 // Routes are the paths that get an HTTP handler label of their own; any
-// other path counts as "other".
-var Routes = []string{"/query", "/healthz", "/readyz", "/", "/sandbox/stats", "/sandbox/stats/reset"}
+// other path counts as "other". A route ending in "/" (but "/" itself)
+// names every path under it: the sandbox's change endpoints carry an id.
+var Routes = []string{"/query", "/healthz", "/readyz", "/", "/sandbox/stats", "/sandbox/stats/reset", "/sandbox/versions/", "/sandbox/groups/"}
 
 func route(path string) string {
 	for _, r := range Routes {
-		if path == r {
+		if path == r || r != "/" && strings.HasSuffix(r, "/") && strings.HasPrefix(path, r) {
 			return r
 		}
 	}
