@@ -44,7 +44,10 @@
 # Settings (environment): IMAGEGRAPH_BIN (default: go build -o bin/imagegraph),
 # SANDBOX_BIN (default: go build -o bin/sandbox ./upstream/sandbox/cmd/sandbox),
 # CONNECTIONS (32), THREADS (2), DURATION (15s), WARMUP (3s), REFERENCE_RUN,
-# PAGES_RUN and FLOOD_RUN (1: each part runs), FLOOD_CONNECTIONS (800),
+# PAGES_RUN and FLOOD_RUN (1: each part runs; the pages are measure_pages'
+# three workloads: repeated pages, distinct pages every request executed, and
+# the same at RSS_CONNECTIONS), PAGES_WARMUP (8s), RSS_CONNECTIONS (128),
+# PIN (1), FLOOD_CONNECTIONS (800),
 # UPSTREAM_LATENCY_MS (20), OVERHEAD_RUN (1), COMPSHARE_MAX_INFLIGHT (64),
 # COMPSHARE_QPS (100000), COMPSHARE_BURST (100000), LOAD_OUT (e2e/load/artifacts).
 set -euo pipefail
@@ -63,7 +66,8 @@ REFERENCE_RUN=${REFERENCE_RUN:-1}
 PAGES_RUN=${PAGES_RUN:-1}
 FLOOD_RUN=${FLOOD_RUN:-1}
 FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-800}
-PAGES_WARMUP=${PAGES_WARMUP:-10s}
+PAGES_WARMUP=${PAGES_WARMUP:-8s}
+RSS_CONNECTIONS=${RSS_CONNECTIONS:-128}
 PIN=${PIN:-1}
 WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
 MAX_INFLIGHT=${COMPSHARE_MAX_INFLIGHT:-64}
@@ -345,65 +349,60 @@ measure() {
 # peak_rss PID: the most resident memory the process has had, in MiB.
 peak_rss() { awk '/^VmHWM:/{printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
-# measure_pages LATENCY_MS: 140 distinct pages (pages.lua) through a server
-# with the default settings (the account's 20 calls/s, the cache, the
-# deduplication), first with the cache off (CACHE_TTL=0: today's facade),
-# then on, warmed up; then the CPU a request of a cache hit beside that of
-# an answer that goes upstream, both without deduplication so that every
-# request executes.
+# measure_pages LATENCY_MS: 140 distinct pages (pages.lua), three ways.
+#
+#   1. Repeated pages, default settings: the pages read again and again
+#      after a PAGES_WARMUP warm-up, at CONNECTIONS clients; the cache of
+#      answers serves them. Then the same with ANSWER_CACHE=false beside it
+#      (the data cache still answers the upstream's part).
+#   2. Distinct pages, every request executed: both caches off
+#      (ANSWER_CACHE=false, CACHE_TTL=0) and the upstream limits lifted, so
+#      that each request goes upstream and runs the whole operation: the
+#      CPU a request of execution itself.
+#   3. The same at RSS_CONNECTIONS clients: the server's peak RSS.
+#
+# Each reports requests/s, median, p99, the server's CPU a request and its
+# peak RSS.
 measure_pages() {
-  local latency_ms=$1 before calls ttl_s=30
+  local latency_ms=$1 setting label calls
   local defaults=(COMPSHARE_MAX_INFLIGHT=8 COMPSHARE_QPS=20 COMPSHARE_BURST=40)
   start_sandbox "$latency_ms"
   echo "load: sandbox pid $sandbox_pid on 127.0.0.1:$sandbox_port, -latency ${latency_ms}ms"
 
-  start_server "$latency_ms" "${defaults[@]}" CACHE_TTL=0
-  echo "load: 140 distinct pages, default settings, cache off (CACHE_TTL=0)"
-  run_wrk "pages-nocache-${latency_ms}ms" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
-  before=${R[rps]}
-  report "140 distinct pages @$CONNECTIONS clients, default settings, cache off: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}"); ${R[calls]} upstream calls"
-  stop_server
+  for setting in "" ANSWER_CACHE=false; do
+    label=${setting:-default settings}
+    start_server "$latency_ms" "${defaults[@]}" ${setting:+"$setting"}
+    echo "load: repeated pages, $label: warm-up ($PAGES_WARMUP)"
+    run_wrk "repeated-warmup-${setting:-default}" "$PAGES_WARMUP" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
+    calls=${R[calls]}
+    echo "load: wrk -t${WRK_THREADS:-$THREADS} -c$CONNECTIONS -d$DURATION --latency -s e2e/load/pages.lua http://127.0.0.1:$port/query"
+    run_wrk "repeated-${setting:-default}" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
+    latency_table "repeated-${setting:-default}"
+    report "repeated pages (140, after a $PAGES_WARMUP warm-up) @$CONNECTIONS clients, $label: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[cpu_ms]}ms CPU a request (${R[server_cores]} cores); peak RSS $(peak_rss "$server_pid") MiB; $((calls + R[calls])) upstream calls over the warm-up and the run"
+    stop_server
+  done
 
-  start_server "$latency_ms" "${defaults[@]}"
-  echo "load: 140 distinct pages, default settings (cache on): warm-up ($PAGES_WARMUP)"
-  run_wrk "pages-warmup-${latency_ms}ms" "$PAGES_WARMUP" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
-  calls=${R[calls]}
-  report "140 distinct pages, cache on, warm-up ($PAGES_WARMUP): ${R[rps]} req/s, ${R[calls]} upstream calls"
-  echo "load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency -s e2e/load/pages.lua http://127.0.0.1:$port/query"
-  run_wrk "pages-${latency_ms}ms" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
-  latency_table "pages-${latency_ms}ms"
-  calls=$((calls + R[calls]))
-  report "140 distinct pages @$CONNECTIONS clients, default settings, cache on, warm: ${R[rps]} req/s ($(awk -v a="${R[rps]}" -v b="$before" 'BEGIN{printf "%.0f", (b > 0 ? a / b : 0)}')× the cache off), median $(ms "${R[p50_us]}"), p90 $(ms "${R[p90_us]}"), p99 $(ms "${R[p99_us]}")"
-  report "  CPU over the run: server ${R[server_cores]} cores (${R[cpu_ms]}ms a request), wrk ${R[wrk_cores]} cores, other processes ${R[other_cores]} cores; $(machine)"
-  report "  $calls upstream calls over the warm-up and the run ($(awk -v w="${PAGES_WARMUP%s}" -v d="${DURATION%s}" 'BEGIN{print w + d}') s, within one ${ttl_s} s TTL) for 140 distinct pages; peak RSS $(peak_rss "$server_pid") MiB"
-  stop_server
-
-  # A hit beside an answer that goes upstream: the reference operation,
-  # every request executed (no deduplication); the second with the cache
-  # off and the upstream limits lifted, so that every request calls it.
-  start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false
-  run_wrk "hits-warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
-  run_wrk "hits-${latency_ms}ms" "$DURATION" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
-  report "cache hits, reference operation @$CONNECTIONS clients, no deduplication: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[server_cores]} cores, ${R[cpu_ms]}ms CPU a request; ${R[calls]} upstream calls"
-  stop_server
-  start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false CACHE_TTL=0
-  run_wrk "upstream-answers-warmup-${latency_ms}ms" "$WARMUP" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
-  run_wrk "upstream-answers-${latency_ms}ms" "$DURATION" "$FACADE_SCRIPT" "http://127.0.0.1:$port/query"
-  report "answers that go upstream, same operation, cache off, no deduplication: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[server_cores]} cores, ${R[cpu_ms]}ms CPU a request; ${R[calls]} upstream calls"
-  stop_server
+  for clients in "$CONNECTIONS" "$RSS_CONNECTIONS"; do
+    start_server "$latency_ms" ANSWER_CACHE=false CACHE_TTL=0
+    CONNECTIONS=$clients run_wrk "distinct-warmup-${clients}" "$WARMUP" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
+    echo "load: wrk -t${WRK_THREADS:-$THREADS} -c$clients -d$DURATION --latency -s e2e/load/pages.lua http://127.0.0.1:$port/query (ANSWER_CACHE=false CACHE_TTL=0)"
+    CONNECTIONS=$clients run_wrk "distinct-${clients}" "$DURATION" "$PAGES_SCRIPT" "http://127.0.0.1:$port/query"
+    report "distinct pages, every request executed (both caches off, upstream limits lifted) @$clients clients: ${R[rps]} req/s, median $(ms "${R[p50_us]}"), p99 $(ms "${R[p99_us]}"); server ${R[cpu_ms]}ms CPU a request (${R[server_cores]} cores); peak RSS $(peak_rss "$server_pid") MiB; ${R[calls]} upstream calls"
+    stop_server
+  done
   stop_sandbox
 }
 
 # measure_flood LATENCY_MS: FLOOD_CONNECTIONS clients repeating the
 # heaviest query the per-operation limits admit (flood.lua), every request
-# executed (no deduplication, the cache warm), first without the in-flight
+# executed (the cache of answers off, the data cache warm), first without the in-flight
 # bound (MAX_INFLIGHT_COST=0), then with its default: the answers, those
 # shed with 503, and the server's peak RSS.
 measure_flood() {
   local latency_ms=$1 setting
   start_sandbox "$latency_ms"
   for setting in MAX_INFLIGHT_COST=0 ""; do
-    start_server "$latency_ms" DEDUPLICATE_OPERATIONS=false ${setting:+"$setting"}
+    start_server "$latency_ms" ANSWER_CACHE=false ${setting:+"$setting"}
     CONNECTIONS=$FLOOD_CONNECTIONS WRK_TIMEOUT=30s run_wrk "flood-warmup-${setting:-default}" "$WARMUP" "$FLOOD_SCRIPT" "http://127.0.0.1:$port/query"
     CONNECTIONS=$FLOOD_CONNECTIONS WRK_TIMEOUT=30s run_wrk "flood-${setting:-default}" "$DURATION" "$FLOOD_SCRIPT" "http://127.0.0.1:$port/query" allow-no-calls
     report "flood: $FLOOD_CONNECTIONS clients, imageGroups(first: 500) with 20 versions each, ${setting:-MAX_INFLIGHT_COST at its default}: $((R[responses] - R[shed])) answers ($(awk -v n="$((R[responses] - R[shed]))" -v d="${R[duration_us]}" 'BEGIN{printf "%.0f", n / (d / 1e6)}')/s), ${R[shed]} shed with 503, median $(ms "${R[p50_us]}") over all; server peak RSS $(peak_rss "$server_pid") MiB"
