@@ -60,8 +60,6 @@ type HandlerConfig struct {
 	ftv1 graphql.HandlerExtension
 	// live is the hub NewHandler built of Live.
 	live *live.Hub
-	// BatchWait is the loaders' batch window (default DefaultBatchWait).
-	BatchWait time.Duration
 	// QueryCache holds parsed and validated documents, for every executor
 	// of the handler; the default is a documents.Cache of
 	// DocumentCacheBytes.
@@ -113,7 +111,7 @@ func NewHandler(cfg HandlerConfig) *Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	loader := LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cmp.Or(cfg.MaxPageSize, DefaultMaxPageSize)}
+	loader := LoaderOptions{Log: cfg.Log, MaxPageSize: cmp.Or(cfg.MaxPageSize, DefaultMaxPageSize)}
 	var hub *live.Hub
 	if cfg.Live != nil {
 		opts := *cfg.Live
@@ -169,7 +167,7 @@ func newServer(cfg HandlerConfig) (*handler.Server, *Resolver) {
 			srv.AddTransport(t)
 		}
 		// Operations over a stream get loaders of their own, each.
-		srv.Use(streamLoaders{svc: cfg.Service, opts: LoaderOptions{Wait: cfg.BatchWait, Log: cfg.Log, MaxPageSize: cfg.MaxPageSize}})
+		srv.Use(streamLoaders{svc: cfg.Service, opts: LoaderOptions{Log: cfg.Log, MaxPageSize: cfg.MaxPageSize}})
 	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(gqlhttp.GET{Cache: cfg.HTTPCaching.policy})

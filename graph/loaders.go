@@ -82,6 +82,14 @@ type Page struct {
 
 // Loaders are the per-request dataloaders. Build them per request with
 // NewLoaders (the Middleware does) and reach them with For.
+//
+// They have no batch window. Every key of a batch is its own upstream call
+// (the action takes one GroupId or CompShareImageId), made concurrently, and
+// identical keys share one call through the loader's cache whatever the
+// window; so a window would gather nothing worth waiting for, and its wait
+// would lie on every request's critical path. Each load, or each group of
+// loads made together (Pages, GroupThunks, VersionThunks), is flushed as
+// soon as it is made.
 type Loaders struct {
 	svc  upstream.Service
 	memo *pageMemo
@@ -97,29 +105,10 @@ type Loaders struct {
 	groups *dataloader.Loader[string, *model.ImageGroup]
 	// versions loads a version by CompShareImageId; nil when none.
 	versions *dataloader.Loader[string, *model.ImageVersion]
-	// immediate: no batch window, loads are dispatched as they are made,
-	// and a lone load runs on its caller's goroutine (see claimCache).
-	immediate bool
-	// The loaders' caches.
-	pageCache    *claimCache[PageKey, *Page]
-	groupCache   *claimCache[string, *model.ImageGroup]
-	versionCache *claimCache[string, *model.ImageVersion]
 }
-
-// DefaultBatchWait is the loaders' default batch window: none. Every key of
-// a batch is its own upstream call (the action takes one GroupId or
-// CompShareImageId), made concurrently, and identical keys share one call
-// through the loader's cache whatever the window; so a window would gather
-// nothing worth waiting for, and its wait would lie on every request's
-// critical path (on an idle machine a timer under a millisecond sleeps about
-// a whole one). With no window, each load, or each group of loads made
-// together (Pages, the full groups of a page), is dispatched at once.
-const DefaultBatchWait time.Duration = 0
 
 // LoaderOptions tune the loaders.
 type LoaderOptions struct {
-	// Wait is the batch window; 0 (DefaultBatchWait) dispatches at once.
-	Wait time.Duration
 	// Log receives mapping warnings.
 	Log *slog.Logger
 	// MaxPageSize bounds the first and last of a group's versions
@@ -128,7 +117,7 @@ type LoaderOptions struct {
 	// memo maps each response once across requests (NewHandler shares one);
 	// nil: each request maps its own.
 	memo *pageMemo
-	// backstop is the batch window when Wait is 0, a timer that fires
+	// backstop is the dataloaders' own batch window, a timer that fires
 	// only when a batch was not flushed by hand (default a second; tests
 	// set it past their own deadline, so that a batch left waiting fails).
 	backstop time.Duration
@@ -140,35 +129,14 @@ func NewLoaders(svc upstream.Service, opt LoaderOptions) *Loaders {
 	if memo == nil {
 		memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
 	}
-	l := &Loaders{
-		svc:          svc,
-		memo:         memo,
-		immediate:    opt.Wait <= 0,
-		pageCache:    newClaimCache[PageKey, *Page](),
-		groupCache:   newClaimCache[string, *model.ImageGroup](),
-		versionCache: newClaimCache[string, *model.ImageVersion](),
-	}
-	// With no window the batch is flushed by hand right after its loads;
-	// the loader's own timer is only a backstop.
-	wait := opt.Wait
-	if l.immediate {
-		wait = cmp.Or(opt.backstop, time.Second)
-	}
-	l.pages = dataloader.NewBatchedLoader(l.loadPages,
-		dataloader.WithWait[PageKey, *Page](wait), dataloader.WithCache[PageKey, *Page](l.pageCache))
-	l.groups = dataloader.NewBatchedLoader(l.loadGroups,
-		dataloader.WithWait[string, *model.ImageGroup](wait), dataloader.WithCache[string, *model.ImageGroup](l.groupCache))
-	l.versions = dataloader.NewBatchedLoader(l.loadVersions,
-		dataloader.WithWait[string, *model.ImageVersion](wait), dataloader.WithCache[string, *model.ImageVersion](l.versionCache))
+	l := &Loaders{svc: svc, memo: memo}
+	// Every batch is flushed by hand right after its loads; the loader's
+	// own timer is only a backstop.
+	wait := cmp.Or(opt.backstop, time.Second)
+	l.pages = dataloader.NewBatchedLoader(l.loadPages, dataloader.WithWait[PageKey, *Page](wait))
+	l.groups = dataloader.NewBatchedLoader(l.loadGroups, dataloader.WithWait[string, *model.ImageGroup](wait))
+	l.versions = dataloader.NewBatchedLoader(l.loadVersions, dataloader.WithWait[string, *model.ImageVersion](wait))
 	return l
-}
-
-// dispatch ends the loader's current batch when there is no batch window,
-// so that the loads just made go out now.
-func dispatch[K comparable, V any](l *Loaders, ld *dataloader.Loader[K, V]) {
-	if l.immediate {
-		ld.Flush()
-	}
 }
 
 type loadersKey struct{}
@@ -214,10 +182,9 @@ func isStream(h http.Header) bool {
 
 // Page loads the page of q; identical Queries in one request share one call.
 func (l *Loaders) Page(ctx context.Context, q PageKey) (*Page, error) {
-	if l.immediate {
-		return loadAlone(ctx, l.pageCache, q, l.fetchPage)
-	}
-	return l.pages.Load(ctx, q)()
+	th := l.pages.Load(ctx, q)
+	l.pages.Flush()
+	return th()
 }
 
 // Pages loads several pages at once, so that they go out in one batch, and
@@ -234,7 +201,7 @@ func (l *Loaders) Pages(ctx context.Context, qs []PageKey) ([]*Page, error) {
 	for i, q := range qs {
 		thunks[i] = l.pages.Load(ctx, q)
 	}
-	dispatch(l, l.pages)
+	l.pages.Flush()
 	out := make([]*Page, len(qs))
 	for i, th := range thunks {
 		p, err := th()
@@ -251,10 +218,9 @@ func (l *Loaders) Group(ctx context.Context, groupID string) (*model.ImageGroup,
 	if g := l.seenGroup(groupID); g != nil {
 		return g, nil
 	}
-	if l.immediate {
-		return loadAlone(ctx, l.groupCache, groupID, l.fetchGroup)
-	}
-	return l.groups.Load(ctx, groupID)()
+	th := l.groups.Load(ctx, groupID)
+	l.groups.Flush()
+	return th()
 }
 
 // GroupThunks starts loading several groups at once, so that they go out in
@@ -264,7 +230,7 @@ func (l *Loaders) GroupThunks(ctx context.Context, ids []string) []dataloader.Th
 	for i, id := range ids {
 		thunks[i] = l.groupThunk(ctx, id)
 	}
-	dispatch(l, l.groups)
+	l.groups.Flush()
 	return thunks
 }
 
@@ -275,7 +241,7 @@ func (l *Loaders) VersionThunks(ctx context.Context, ids []string) []dataloader.
 	for i, id := range ids {
 		thunks[i] = l.versionThunk(ctx, id)
 	}
-	dispatch(l, l.versions)
+	l.versions.Flush()
 	return thunks
 }
 
@@ -327,10 +293,9 @@ func (l *Loaders) Version(ctx context.Context, imageID string) (*model.ImageVers
 	if v := l.seenVersion(imageID); v != nil {
 		return v, nil
 	}
-	if l.immediate {
-		return loadAlone(ctx, l.versionCache, imageID, l.fetchVersion)
-	}
-	return l.versions.Load(ctx, imageID)()
+	th := l.versions.Load(ctx, imageID)
+	l.versions.Flush()
+	return th()
 }
 
 // call makes one upstream call, maps it (once for every request that reads

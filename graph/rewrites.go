@@ -3,15 +3,12 @@ package graph
 // This file holds what graph/internal/gen's rewrites of generated.go call:
 // lists of plain reads marshalled in the calling goroutine (marshalList),
 // @defer bookkeeping only for deferred fields (deferredGroup), objects
-// written without gqlgen's per-object map (objectValue), the switch for
-// reading plain fields inline (inlinePlainFields), and the buffers answers
-// are rendered into (answerBuffer).
+// written without gqlgen's per-object map (objectValue), and the switch for
+// reading plain fields inline (inlinePlainFields).
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -134,29 +131,3 @@ func inlinePlainFields(r ResolverRoot) bool {
 	p, ok := r.(interface{ InlinePlainFields() bool })
 	return ok && p.InlinePlainFields()
 }
-
-// answerSize follows the size of the server's answers: each answer's
-// buffer starts at a quarter more than the recent ones (gen's fifth
-// rewrite), so that rendering it allocates once instead of doubling its
-// way up from empty.
-var answerSize atomic.Int64
-
-// answerBuffer returns a buffer for one operation's data.
-func answerBuffer() *bytes.Buffer {
-	n := answerSize.Load()
-	return bytes.NewBuffer(make([]byte, 0, n+n/4+64))
-}
-
-// answered records the size of an operation's data: the estimate follows
-// larger answers at once and smaller ones slowly, so that a stream of tiny
-// answers between large ones does not undo it and a buffer is rarely too
-// small.
-func answered(n int) {
-	old := answerSize.Load()
-	next := max(int64(n), old-old/16)
-	answerSize.CompareAndSwap(old, min(next, maxAnswerHint))
-}
-
-// maxAnswerHint bounds the estimate: a rare huge answer must not make every
-// later buffer huge.
-const maxAnswerHint = 1 << 20

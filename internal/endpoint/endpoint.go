@@ -98,7 +98,6 @@ func New(cfg settings.Settings, p Parts) (*Endpoint, error) {
 		Service:          p.Upstream,
 		Log:              p.Log,
 		MaxPageSize:      cfg.MaxPageSize,
-		BatchWait:        cfg.BatchWait,
 		Introspection:    cfg.Introspection,
 		FederationSecret: cfg.FederationSecret,
 		FederatedTracing: cfg.FederatedTracing,

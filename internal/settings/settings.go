@@ -52,7 +52,6 @@ type Settings struct {
 
 	// The GraphQL endpoint.
 	MaxPageSize      int
-	BatchWait        time.Duration
 	Introspection    bool
 	Playground       bool
 	FederatedTracing bool
@@ -243,8 +242,6 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("SANDBOX_TICK must not be negative (0: the data never changes), got %s", s.SandboxTick)
 	case s.SandboxLatency < 0:
 		return fmt.Errorf("SANDBOX_LATENCY must not be negative, got %s", s.SandboxLatency)
-	case s.BatchWait < 0 || s.BatchWait > time.Second:
-		return fmt.Errorf("BATCH_WAIT must be between 0 and 1s, got %s", s.BatchWait)
 	case s.MaxPageSize < 1:
 		return fmt.Errorf("MAX_PAGE_SIZE must be at least 1, got %d", s.MaxPageSize)
 	case s.MaxBodyBytes < 1:

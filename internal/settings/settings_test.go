@@ -91,7 +91,6 @@ func TestLoadRefuses(t *testing.T) {
 		"negative timeout":          {"OPERATION_TIMEOUT": "-1s"},
 		"negative in-flight cost":   {"MAX_INFLIGHT_COST": "-1"},
 		"negative in-flight wait":   {"INFLIGHT_WAIT": "-1s"},
-		"long batch window":         {"BATCH_WAIT": "2s"},
 		"safelist without manifest": {"PERSISTED_OPERATIONS_ONLY": "true"},
 		"bad origin":                {"CORS_ALLOWED_ORIGINS": "https://ok.example, not an origin"},
 		"star and an origin":        {"CORS_ALLOWED_ORIGINS": "*, https://ok.example"},

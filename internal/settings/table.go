@@ -75,7 +75,6 @@ func (s *Settings) Table() []Entry {
 		{Name: "SANDBOX_LATENCY", Usage: "latency the sandbox adds to every call (sandbox mode only)", value: durationValue{&s.SandboxLatency}},
 		{Name: "SANDBOX_TICK", Usage: "how often the sandbox's data changes on its own, so that subscriptions see events: a version leaves review, a favourites count ticks (sandbox mode only; 0: never)", value: durationValue{&s.SandboxTick}},
 		{Name: "MAX_PAGE_SIZE", Usage: "largest first/last a connection accepts", value: intValue{&s.MaxPageSize}},
-		{Name: "BATCH_WAIT", Usage: "the loaders' batch window (Go duration, at most 1s; 0 dispatches each load at once)", value: durationValue{&s.BatchWait}},
 		{Name: "INTROSPECTION", Usage: "serve schema introspection", value: boolValue{&s.Introspection}},
 		{Name: "PLAYGROUND", Usage: "serve the GraphiQL playground at /", value: boolValue{&s.Playground}},
 		{Name: "FEDERATED_TRACING", Usage: "answer a federation router's Apollo-Federation-Include-Trace: ftv1 with the per-field trace (only from a router with FEDERATION_SECRET when that is set)", value: boolValue{&s.FederatedTracing}},

@@ -1,6 +1,7 @@
 // Command gen generates the GraphQL executor: gqlgen's generate, as `go run
-// github.com/99designs/gqlgen generate` does it, followed by one rewrite of
-// its output (graph/generated.go).
+// github.com/99designs/gqlgen generate` does it, followed by four rewrites of
+// its output (graph/generated.go), each for speed: docs/performance.md gives
+// the benchmark that shows each one pays.
 //
 // gqlgen marshals every list of objects with graphql.MarshalSliceConcurrently,
 // a goroutine per element, whatever the element's fields do. For an object
@@ -34,10 +35,6 @@
 // branch that marshals the struct field directly when the resolver root
 // says no extension intercepts fields (graph.inlinePlainFields); otherwise
 // it goes through ResolveField as before.
-//
-// A fifth rewrite renders an operation's data into a buffer sized for the
-// server's answers (graph.answerBuffer) instead of one that doubles from
-// empty.
 //
 // The rewrites are strict: if gqlgen's output no longer has the shape they
 // expect, gen fails rather than leave the code half rewritten.
@@ -215,12 +212,7 @@ func rewriteLists(src []byte, lists []objectList, plain []string) ([]byte, error
 	if s, err = rewritePlainFields(s, plain); err != nil {
 		return nil, err
 	}
-	if strings.Count(s, answerBufferOld) != 1 {
-		return nil, fmt.Errorf("expected one %q in Exec; gqlgen's Exec template changed", answerBufferOld)
-	}
-	s = strings.Replace(s, answerBufferOld, answerBufferNew, 1)
-	// imports drops what the rewrites left unused (bytes, once Exec takes
-	// its buffer from answerBuffer) and formats the code.
+	// imports drops what the rewrites left unused and formats the code.
 	out, err := imports.Process("generated.go", []byte(s), &imports.Options{Comments: true, TabIndent: true, TabWidth: 8, FormatOnly: false})
 	if err != nil {
 		return nil, fmt.Errorf("formatting the rewritten code: %w", err)
@@ -268,16 +260,6 @@ func (r objectRewrite) apply(s string) (string, error) {
 	}
 	return strings.ReplaceAll(s, r.old, r.new), nil
 }
-
-// answerBufferOld is where Exec renders an operation's data: a buffer that
-// starts empty and doubles its way up to the answer's size (twice the
-// answer in garbage, a fifth of what a cached answer allocates).
-// answerBufferNew takes one sized for the answers the server gives
-// (graph.answerBuffer) and tells it the size of this one.
-const (
-	answerBufferOld = "\t\t\tvar buf bytes.Buffer\n\t\t\tdata.MarshalGQL(&buf)\n\t\t\tresponse.Data = buf.Bytes()\n"
-	answerBufferNew = "\t\t\tbuf := answerBuffer()\n\t\t\tdata.MarshalGQL(buf)\n\t\t\tresponse.Data = buf.Bytes()\n\t\t\tanswered(len(response.Data))\n"
-)
 
 // plainField matches gqlgen's function for a field bound to a struct
 // field: the head of the function, the Go expression it reads and the
