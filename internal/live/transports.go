@@ -431,10 +431,12 @@ func (t trackingImplementation) Accept(w http.ResponseWriter, r *http.Request, o
 		return nil, err
 	}
 	c := &trackedConn{WebsocketConn: conn, streams: t.streams, keepAlive: t.keepAlive}
-	t.streams.add(c)
 	if c.keepAlive > 0 {
+		c.mu.Lock()
 		c.pinger = time.AfterFunc(c.keepAlive, c.ping)
+		c.mu.Unlock()
 	}
+	t.streams.add(c) // from here a drain may close it
 	connStateOf(r.Context()).accepted(c)
 	return c, nil
 }
