@@ -6,10 +6,12 @@ BIN           := bin/imagegraph
 STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck
 BENCHTIME     ?= 1s
 BENCHCOUNT    ?= 6
+FUZZTIME      ?= 30s
+FUZZFLAGS     ?=
 IMAGE         ?= imagegraph:dev
 IMAGE_CONTEXT := deploy/.build
 
-.PHONY: fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check schema-check schema-snapshot docs
+.PHONY: fuzz fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check schema-check schema-snapshot docs
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -74,6 +76,17 @@ unit: fleet-deps monitoring-deps
 ## bench: benchmarks with allocation counts
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) ./...
+
+## fuzz: every fuzz target of the repository for FUZZTIME (30s) each, one after another, stopping at the first crash (go writes it under the package's testdata/fuzz/: commit it); FUZZFLAGS=-parallel=1 to keep to one core (docs/reliability.md)
+# Targets are found by their declarations in the test files, tracked or
+# new, so that a new one runs without a change here.
+fuzz:
+	@set -e; for file in $$(grep -l '^func Fuzz' $$(git ls-files --cached --others --exclude-standard '*_test.go')); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz: $$target (./$$(dirname $$file), $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./$$(dirname $$file); \
+		done; \
+	done
 
 ## e2e-deps: Debian's chromium and CJK fonts, and e2e/'s pinned npm packages
 e2e-deps:

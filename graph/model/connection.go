@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -27,13 +28,21 @@ func EncodeCursor(pos int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.Itoa(pos)))
 }
 
+// maxPosition is the largest position a cursor may hold: a list's length
+// is a GraphQL Int (totalCount), so no list has a position past it, and
+// windows computed from it cannot overflow an int.
+const maxPosition = math.MaxInt32
+
 // decodeCursor returns the position a cursor holds; arg names the argument
-// it came in, for the error.
+// it came in, for the error. Only the cursor EncodeCursor writes for a
+// position decodes: not another spelling of it (other padding bits in the
+// last base64 character, a line break, which the base64 decoder skips, a
+// zero before the number), so that a position has one cursor.
 func decodeCursor(arg, c string) (int, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err == nil {
 		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
-			if pos, err := strconv.Atoi(s); err == nil && pos >= 0 && strconv.Itoa(pos) == s {
+			if pos, err := strconv.Atoi(s); err == nil && pos >= 0 && pos <= maxPosition && EncodeCursor(pos) == c {
 				return pos, nil
 			}
 		}

@@ -22,14 +22,17 @@ func GlobalID(typ, id string) string {
 }
 
 // ParseGlobalID returns the type and upstream id a global ID holds, or
-// ErrBadID when it does not decode to a known type and a non-empty id.
+// ErrBadID when it does not decode to a known type and a non-empty id, or
+// is not the ID GlobalID writes for them (another spelling of it: other
+// padding bits in the last base64 character, a line break, which the
+// base64 decoder skips), so that an object has one global ID.
 func ParseGlobalID(s string) (typ, id string, err error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return "", "", ErrBadID
 	}
 	typ, id, ok := strings.Cut(string(b), ":")
-	if !ok || id == "" || (typ != TypeImageGroup && typ != TypeImageVersion) {
+	if !ok || id == "" || (typ != TypeImageGroup && typ != TypeImageVersion) || GlobalID(typ, id) != s {
 		return "", "", ErrBadID
 	}
 	return typ, id, nil

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"math"
+	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -69,20 +70,7 @@ type Selection struct {
 // Has reports whether the selection reads the field at path (names of
 // fields nested in one another), through fragments, with @skip and
 // @include applied.
-func (s Selection) Has(path ...string) bool {
-	if len(path) == 0 {
-		return true
-	}
-	found := false
-	s.a.eachField(s.set, map[string]bool{}, func(f *ast.Field) bool {
-		if f.Name == path[0] && (Selection{s.a, f.SelectionSet}).Has(path[1:]...) {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
-}
+func (s Selection) Has(path ...string) bool { return s.a.has(s.set, path) }
 
 // analyzer walks one operation.
 type analyzer struct {
@@ -90,8 +78,17 @@ type analyzer struct {
 	doc   *ast.QueryDocument
 	vars  map[string]any
 	calls CallEstimator
-	memo  map[memoKey]summary
+	memo  map[memoKey]scaled
+	// hasMemo holds what has found in a named fragment, by fragment and
+	// path.
+	hasMemo map[hasKey]bool
+	// visits counts the selections the walk visited: its work.
+	visits int
 }
+
+// hasKey identifies what has looks for in a named fragment: the path's
+// names joined by NUL, which no name holds.
+type hasKey struct{ fragment, path string }
 
 // summary is what the walk of one selection set found. depth is relative:
 // the deepest nesting of fields below the set's parent.
@@ -110,16 +107,45 @@ func (s *summary) add(o summary) {
 	s.directives += o.directives
 }
 
-// sizing is what a parent's @listSize says of its sized fields.
+// scaled is the summary of a selection set whose parent's @listSize gives
+// its sized fields a size: fixed, plus perItem (cost and calls only) once
+// for each of those items. The walk of a set does not depend on the size,
+// only on whether there is one, so a named fragment spread under lists of
+// many sizes is walked once.
+type scaled struct {
+	fixed, perItem summary
+}
+
+// at is the summary of s for lists of n items.
+func (s scaled) at(n int) summary {
+	out := s.fixed
+	out.cost = finite(out.cost + float64(n)*s.perItem.cost)
+	out.calls = finite(out.calls + float64(n)*s.perItem.calls)
+	return out
+}
+
+// finite turns NaN (zero items of an infinite cost) into +Inf: what cannot
+// be measured is too much, never less than a limit.
+func finite(f float64) float64 {
+	if math.IsNaN(f) {
+		return math.Inf(1)
+	}
+	return f
+}
+
+// sizing is what a parent's @listSize says of its sized fields: they are
+// lists of the size its slicing argument gives, when known.
 type sizing struct {
 	owner *listSize
-	size  int
+	known bool
 }
 
 // memoKey identifies the walk of a named fragment: its summary depends on
 // nothing else, so a fragment spread many times (or spread in fragments
-// spread many times) is walked once per distinct key, and the walk stays
-// polynomial however the document multiplies its fragments.
+// spread many times) is walked once per distinct key. The keys of one
+// fragment are few (the schema's sized lists, the estimator's states), so
+// the walk visits each selection of the document a bounded number of
+// times: linear in the document, however it multiplies its fragments.
 type memoKey struct {
 	fragment string
 	sized    sizing
@@ -128,8 +154,14 @@ type memoKey struct {
 
 // analyze walks op once, fragments expanded and @skip/@include applied.
 func analyze(model *costModel, doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any, calls CallEstimator) Result {
+	r, _ := walk(model, doc, op, vars, calls)
+	return r
+}
+
+// walk is analyze, and the number of selections it visited.
+func walk(model *costModel, doc *ast.QueryDocument, op *ast.OperationDefinition, vars map[string]any, calls CallEstimator) (Result, int) {
 	a := &analyzer{model: model, doc: doc, vars: vars, calls: calls}
-	root := a.selectionSet(op.SelectionSet, sizing{}, 0, false)
+	root := a.selectionSet(op.SelectionSet, sizing{}, 0, false).fixed
 	r := Result{
 		Depth:         root.depth,
 		Fields:        root.fields,
@@ -145,7 +177,7 @@ func analyze(model *costModel, doc *ast.QueryDocument, op *ast.OperationDefiniti
 	for _, v := range op.VariableDefinitions {
 		r.Directives += float64(len(v.Directives))
 	}
-	return r
+	return r, a.visits
 }
 
 // rootFields counts the fields of the root selection, through fragments,
@@ -158,6 +190,7 @@ func (a *analyzer) rootFields(set ast.SelectionSet) float64 {
 	count = func(set ast.SelectionSet) float64 {
 		var n float64
 		for _, sel := range set {
+			a.visits++
 			switch sel := sel.(type) {
 			case *ast.Field:
 				if !a.skipped(sel.Directives) {
@@ -187,40 +220,48 @@ func (a *analyzer) rootFields(set ast.SelectionSet) float64 {
 	return count(set)
 }
 
-// eachField calls fn for every field of set that is not skipped, through
-// inline fragments and fragment spreads (each named fragment once: visited
-// holds those expanded), until fn returns false.
-func (a *analyzer) eachField(set ast.SelectionSet, visited map[string]bool, fn func(*ast.Field) bool) bool {
+// has reports whether set, through inline fragments and fragment spreads,
+// selects a field named path[0] whose selection has path[1:], fields that
+// are skipped left out. What a named fragment has for a path is worked out
+// once, so that an estimator asking of every field that spreads one
+// fragment walks the fragment once, not once a field.
+func (a *analyzer) has(set ast.SelectionSet, path []string) bool {
+	if len(path) == 0 {
+		return true
+	}
 	for _, sel := range set {
+		a.visits++
 		switch sel := sel.(type) {
 		case *ast.Field:
-			if a.skipped(sel.Directives) {
-				continue
-			}
-			if !fn(sel) {
-				return false
+			if sel.Name == path[0] && !a.skipped(sel.Directives) && a.has(sel.SelectionSet, path[1:]) {
+				return true
 			}
 		case *ast.InlineFragment:
-			if a.skipped(sel.Directives) {
-				continue
-			}
-			if !a.eachField(sel.SelectionSet, visited, fn) {
-				return false
+			if !a.skipped(sel.Directives) && a.has(sel.SelectionSet, path) {
+				return true
 			}
 		case *ast.FragmentSpread:
 			if a.skipped(sel.Directives) {
 				continue
 			}
-			if visited[sel.Name] {
-				continue
+			key := hasKey{fragment: sel.Name, path: strings.Join(path, "\x00")}
+			found, ok := a.hasMemo[key]
+			if !ok {
+				if a.hasMemo == nil {
+					a.hasMemo = map[hasKey]bool{}
+				}
+				a.hasMemo[key] = false // cuts a cycle (validation refuses one)
+				if def := a.fragment(sel); def != nil {
+					found = a.has(def.SelectionSet, path)
+				}
+				a.hasMemo[key] = found
 			}
-			visited[sel.Name] = true
-			if def := a.fragment(sel); def != nil && !a.eachField(def.SelectionSet, visited, fn) {
-				return false
+			if found {
+				return true
 			}
 		}
 	}
-	return true
+	return false
 }
 
 func (a *analyzer) fragment(s *ast.FragmentSpread) *ast.FragmentDefinition {
@@ -230,27 +271,35 @@ func (a *analyzer) fragment(s *ast.FragmentSpread) *ast.FragmentDefinition {
 	return a.doc.Fragments.ForName(s.Name)
 }
 
+// add adds o to s.
+func (s *scaled) add(o scaled) {
+	s.fixed.add(o.fixed)
+	s.perItem.add(o.perItem)
+}
+
 // selectionSet walks one selection set of objects in state, whose fields
-// named by sized are lists of sized.size entries. introspection is set
+// named by sized are lists of the size sized.owner's slicing argument gives
+// (perItem counts them once: the caller multiplies). introspection is set
 // inside __schema and __type, which cost nothing and call nothing.
-func (a *analyzer) selectionSet(set ast.SelectionSet, sized sizing, state State, introspection bool) summary {
-	var s summary
+func (a *analyzer) selectionSet(set ast.SelectionSet, sized sizing, state State, introspection bool) scaled {
+	var s scaled
 	for _, sel := range set {
+		a.visits++
 		switch sel := sel.(type) {
 		case *ast.Field:
-			s.directives += float64(len(sel.Directives))
+			s.fixed.directives += float64(len(sel.Directives))
 			if a.skipped(sel.Directives) {
 				continue
 			}
 			s.add(a.field(sel, sized, state, introspection))
 		case *ast.InlineFragment:
-			s.directives += float64(len(sel.Directives))
+			s.fixed.directives += float64(len(sel.Directives))
 			if a.skipped(sel.Directives) {
 				continue
 			}
 			s.add(a.selectionSet(sel.SelectionSet, sized, state, introspection))
 		case *ast.FragmentSpread:
-			s.directives += float64(len(sel.Directives))
+			s.fixed.directives += float64(len(sel.Directives))
 			if a.skipped(sel.Directives) {
 				continue
 			}
@@ -265,9 +314,9 @@ func (a *analyzer) selectionSet(set ast.SelectionSet, sized sizing, state State,
 			fs, ok := a.memo[key]
 			if !ok {
 				fs = a.selectionSet(def.SelectionSet, sized, state, introspection)
-				fs.directives += float64(len(def.Directives))
+				fs.fixed.directives += float64(len(def.Directives))
 				if a.memo == nil {
-					a.memo = map[memoKey]summary{}
+					a.memo = map[memoKey]scaled{}
 				}
 				a.memo[key] = fs
 			}
@@ -280,8 +329,9 @@ func (a *analyzer) selectionSet(set ast.SelectionSet, sized sizing, state State,
 // field walks one field: cost = instances × (its type's cost + its
 // selection's) + its arguments' cost, as the IBM specification and Apollo
 // Router's demand control compute it; upstream calls = its own + instances
-// × its selection's.
-func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection bool) summary {
+// × its selection's. A sized field of a list whose size is known counts
+// its instances in perItem, for the caller to multiply.
+func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection bool) scaled {
 	s := summary{fields: 1}
 	if f.Alias != "" && f.Alias != f.Name {
 		s.aliases = 1
@@ -293,14 +343,14 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 		// Introspection (bounded by gqlparser's own rule), __typename, or a
 		// field validation did not resolve: free, but its aliases and
 		// directives count.
-		sub := a.selectionSet(f.SelectionSet, sizing{}, 0, introspection)
+		sub := a.selectionSet(f.SelectionSet, sizing{}, 0, introspection).fixed
 		s.fields += sub.fields
 		s.aliases += sub.aliases
 		s.directives += sub.directives
 		if !introspection {
 			s.depth = 1
 		}
-		return s
+		return scaled{fixed: s}
 	}
 	def, parent := f.Definition, f.ObjectDefinition.Name
 	key := parent + "." + f.Name
@@ -317,10 +367,11 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 		expected = ls.expectedSize(args)
 	}
 	instances := 1
+	perItem := false // a sized field: sized.owner's size is its instances
 	if def.Type.Elem != nil {
 		switch {
-		case sized.owner != nil && sized.owner.sizedField[f.Name] && sized.size >= 0:
-			instances = sized.size
+		case sized.owner != nil && sized.owner.sizedField[f.Name] && sized.known:
+			perItem = true
 		case est.Size > 0:
 			instances = est.Size
 		case expected >= 0:
@@ -332,21 +383,24 @@ func (a *analyzer) field(f *ast.Field, sized sizing, state State, introspection 
 
 	var childSized sizing
 	if ls != nil && len(ls.sizedField) > 0 {
-		childSized = sizing{owner: ls, size: expected}
+		childSized = sizing{owner: ls, known: expected >= 0}
 	}
-	sub := a.selectionSet(f.SelectionSet, childSized, est.Child, false)
+	sub := a.selectionSet(f.SelectionSet, childSized, est.Child, false).at(max(expected, 0))
 
-	n := float64(instances)
 	s.depth = 1 + sub.depth
-	s.cost = n*(a.model.typeCost(parent, def)+sub.cost) + a.model.argumentsCost(parent, def, args)
-	s.calls = est.Calls + n*sub.calls
 	s.fields += sub.fields
 	s.aliases += sub.aliases
 	s.directives += sub.directives
-	if math.IsNaN(s.cost) {
-		s.cost = math.Inf(1)
+	one := a.model.typeCost(parent, def) + sub.cost // one instance
+	argsCost := a.model.argumentsCost(parent, def, args)
+	if perItem {
+		s.cost, s.calls = argsCost, est.Calls
+		return scaled{fixed: s, perItem: summary{cost: one, calls: sub.calls}}
 	}
-	return s
+	n := float64(instances)
+	s.cost = finite(n*one + argsCost)
+	s.calls = finite(est.Calls + n*sub.calls)
+	return scaled{fixed: s}
 }
 
 // defaultListSize is the length assumed of a list the schema says nothing

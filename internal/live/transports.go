@@ -454,6 +454,10 @@ type trackedConn struct {
 	mu      sync.Mutex
 	errored map[string]bool // operations whose last message was an error
 
+	// protocol checks the client's graphql-transport-ws messages
+	// (NextReader).
+	protocol protocol
+
 	// The keep-alive: every keepAlive, a graphql-transport-ws ping (or
 	// graphql-ws's ka). A ping not answered by a pong within two
 	// intervals closes the connection: gqlgen clears the read deadline
@@ -505,6 +509,7 @@ func (c *trackedConn) ping() {
 func (c *trackedConn) WriteJSON(v any) error {
 	if c.Subprotocol() == graphqlTransportWS {
 		if typ, id, ok := messageOf(v); ok && id != "" {
+			c.protocol.sent(typ, id)
 			c.mu.Lock()
 			drop := typ == "complete" && c.errored[id]
 			switch {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -214,8 +215,12 @@ func check(op *Operation, schema *ast.Schema) error {
 	if op.Name == "" {
 		op.Name = first.Name
 	}
-	if op.Type == "" {
+	switch ast.Operation(op.Type) {
+	case "":
 		op.Type = string(first.Operation)
+	case ast.Query, ast.Mutation, ast.Subscription:
+	default:
+		return fmt.Errorf("type %q is not query, mutation or subscription", clip(op.Type, 64))
 	}
 	if errs := validator.ValidateWithRules(schema, doc, nil); len(errs) > 0 {
 		return errors.New(messages(errs))
@@ -223,8 +228,13 @@ func check(op *Operation, schema *ast.Schema) error {
 	return nil
 }
 
+// maxMessages is how many of gqlparser's errors about one document an
+// error of the manifest says; the rest are counted.
+const maxMessages = 3
+
 // messages is what gqlparser's errors say, without the source name and
-// position that their Error methods put first.
+// position that their Error methods put first: the first maxMessages,
+// each clipped (they quote the document's names, which may be long).
 func messages(err error) string {
 	var list gqlerror.List
 	var one *gqlerror.Error
@@ -233,21 +243,39 @@ func messages(err error) string {
 	case errors.As(err, &one):
 		list = gqlerror.List{one}
 	default:
-		return err.Error()
+		return clip(err.Error(), 200)
 	}
-	msgs := make([]string, 0, len(list))
-	for _, e := range list {
-		msgs = append(msgs, strings.TrimSuffix(e.Message, "."))
+	msgs := make([]string, 0, min(len(list), maxMessages+1))
+	for _, e := range list[:min(len(list), maxMessages)] {
+		msgs = append(msgs, clip(strings.TrimSuffix(e.Message, "."), 200))
+	}
+	if len(list) > maxMessages {
+		msgs = append(msgs, fmt.Sprintf("and %d more", len(list)-maxMessages))
 	}
 	return strings.Join(msgs, "; ")
 }
 
-// describe names op in errors: its id, and its name when it has one.
+// describe names op in errors: its id, and its name when it has one, each
+// clipped.
 func describe(op Operation) string {
 	if op.Name == "" {
-		return fmt.Sprintf("operation %q", op.ID)
+		return fmt.Sprintf("operation %q", clip(op.ID, 64))
 	}
-	return fmt.Sprintf("operation %q (%s)", op.ID, op.Name)
+	return fmt.Sprintf("operation %q (%s)", clip(op.ID, 64), clip(op.Name, 64))
+}
+
+// clip is s, as valid UTF-8, cut to at most n bytes and an ellipsis: what
+// of a manifest an error may quote (a manifest may be large, and its
+// errors go to the log).
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // apolloOperations reads an Apollo persisted query manifest.
@@ -266,13 +294,13 @@ func apolloOperations(data []byte) ([]Operation, error) {
 		return nil, fmt.Errorf("not an Apollo persisted query manifest: %w", err)
 	}
 	if manifest.Format != apolloFormat {
-		return nil, fmt.Errorf("format %q is not %q", manifest.Format, apolloFormat)
+		return nil, fmt.Errorf("format %q is not %q", clip(manifest.Format, 64), apolloFormat)
 	}
 	if v := string(bytes.TrimSpace(manifest.Version)); v != "1" {
 		if v == "" {
 			return nil, errors.New("the manifest has no version; want 1")
 		}
-		return nil, fmt.Errorf("version %s is not supported; want 1", v)
+		return nil, fmt.Errorf("version %s is not supported; want 1", clip(v, 64))
 	}
 	ops := make([]Operation, 0, len(manifest.Operations))
 	for i, o := range manifest.Operations {
@@ -281,7 +309,7 @@ func apolloOperations(data []byte) ([]Operation, error) {
 		case op.ID == "" && op.Name == "":
 			return nil, fmt.Errorf("operations[%d]: the id is empty", i)
 		case op.ID == "":
-			return nil, fmt.Errorf("operations[%d] (%s): the id is empty", i, op.Name)
+			return nil, fmt.Errorf("operations[%d] (%s): the id is empty", i, clip(op.Name, 64))
 		case op.Body == "":
 			return nil, fmt.Errorf("%s: the body is empty", describe(op))
 		}

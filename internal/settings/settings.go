@@ -290,6 +290,9 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", s.ShutdownTimeout)
 	case s.ShutdownDrain < 0:
 		return fmt.Errorf("SHUTDOWN_DRAIN must not be negative, got %s", s.ShutdownDrain)
+	case !redisURL(s.RedisURL):
+		// The value may hold a password: it is not quoted back.
+		return errors.New("REDIS_URL must be a redis:// or rediss:// URL")
 	}
 	l := s.Limits
 	for _, n := range []struct {

@@ -277,13 +277,19 @@ func (v addrValue) Set(s string) error {
 }
 
 func (v redisURLValue) String() string { return stringValue(v).String() }
+
+// Set keeps any value: Validate checks its scheme. An error here would
+// reach the flag package, which quotes the value back, password and all,
+// in its error and its usage (FuzzSetting found it: -redis-url with
+// http://user:password@host).
 func (v redisURLValue) Set(s string) error {
-	if s != "" && !strings.HasPrefix(s, "redis://") && !strings.HasPrefix(s, "rediss://") {
-		// The value may hold a password: it is not quoted back.
-		return fmt.Errorf("not a redis:// or rediss:// URL")
-	}
 	*v.p = s
 	return nil
+}
+
+// redisURL reports whether s is a redis:// or rediss:// URL, or empty.
+func redisURL(s string) bool {
+	return s == "" || strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
 }
 
 func (v originsValue) String() string {
