@@ -60,14 +60,20 @@ type Redis struct {
 	wg   sync.WaitGroup
 }
 
-// Connect parses url (redis:// or rediss://, with a password and a db) and
+// Connect parses rawURL (redis:// or rediss://, with a password and a db) and
 // connects. Redis being unreachable is not an error: the replica starts
 // alone and picks Redis up when it answers.
-func Connect(url string, log *slog.Logger) (*Redis, error) {
+func Connect(rawURL string, log *slog.Logger) (*Redis, error) {
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
-	opts, err := redis.ParseURL(url)
+	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: REDIS_URL: %w", errors.Unwrap(err))
+		// A URL that does not parse comes back quoted whole, password and
+		// all, in a *url.Error: only its reason is kept.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("fleet: REDIS_URL: %w", err)
 	}
 	opts.DialTimeout = dialTimeout
 	opts.ReadTimeout = commandTimeout

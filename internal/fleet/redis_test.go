@@ -235,8 +235,17 @@ func TestRedactURL(t *testing.T) {
 
 func TestConnectRefusesBadURLs(t *testing.T) {
 	t.Parallel()
-	_, err := Connect("http://cache:6379", nil)
-	assert.Error(t, err)
+	for _, u := range []string{
+		"http://cache:6379",
+		"redis://user:s3cret-pass@cache:6379/notadb",
+		"redis://user:s3cret-pass@cache:6379/0?dial_timeout=x",
+		"redis://user:s3cret-pass@[::1:6379",
+	} {
+		_, err := Connect(u, nil)
+		require.Error(t, err, u)
+		assert.NotContains(t, err.Error(), "s3cret-pass", "the password stays out of the error")
+		assert.NotContains(t, err.Error(), "%!", "the error is formatted: %v", err)
+	}
 }
 
 // TestANilRedisIsAReplicaAlone: without REDIS_URL the server holds a nil
