@@ -52,38 +52,39 @@ func (c HTTPCaching) policy(ctx context.Context, resp *graphql.Response) string 
 
 var _ gqlhttp.CachePolicy = HTTPCaching{}.policy
 
-// Judge says whether an executed answer may be served again from the cache
-// of answers, and for how long: only an answer with data and without
-// errors, stale data or a federated trace, built from upstream data the
-// response cache keeps fresh (or from none); it lives as long as the
-// freshest-expiring of that data, the max-age policy gives HTTP caches.
-// A hit carries the operation's extensions.cost with no upstream calls, and
-// as cache hits the reads the answer was built from; it charges its client
-// the estimated cost.
+// Judge says whether an executed answer may be given to the identical
+// requests that waited for it, and whether it may be served again from the
+// cache of answers, and for how long. It may be shared when it has data and
+// no errors, stale data or federated trace; kept, too, when it was built
+// from upstream data the response cache keeps fresh (or from none), for as
+// long as the freshest-expiring of that data: the max-age policy gives
+// HTTP caches. A hit carries the operation's extensions.cost with no
+// upstream calls, and as cache hits the reads the answer was built from;
+// it charges its client the estimated cost.
 func (c HTTPCaching) Judge(ctx context.Context, resp *graphql.Response) answers.Verdict {
-	if c.MaxAge <= 0 || resp.Data == nil || len(resp.Errors) > 0 ||
+	if resp.Data == nil || len(resp.Errors) > 0 ||
 		resp.Extensions["staleData"] != nil || resp.Extensions["ftv1"] != nil {
 		return answers.Verdict{}
-	}
-	r := upstream.UsageFrom(ctx).Report()
-	ttl := c.MaxAge
-	switch {
-	case r.Stale:
-		return answers.Verdict{}
-	case r.Fresh:
-		ttl = min(ttl, r.FreshFor)
-	case r.Reads() > 0:
-		return answers.Verdict{} // read without a cache: no freshness to go by
 	}
 	res := limits.ResultFrom(ctx)
 	if res == nil {
 		return answers.Verdict{}
 	}
+	r := upstream.UsageFrom(ctx).Report()
 	// A hit makes no upstream call; the reads its answer was built from
 	// are all answered by a cache now.
 	cost := limits.Cost(ctx)
 	cost["upstreamCalls"], cost["cacheHits"] = 0, r.Reads()
-	v := answers.Verdict{Keep: true, TTL: ttl, Cost: answers.Cost(res.Cost), Reads: r.Reads(), Extensions: map[string]any{"cost": cost}}
+	v := answers.Verdict{Share: true, Cost: answers.Cost(res.Cost), Reads: r.Reads(), Extensions: map[string]any{"cost": cost}}
+	switch {
+	case c.MaxAge <= 0 || r.Stale:
+	case r.Fresh:
+		v.Keep, v.TTL = true, min(c.MaxAge, r.FreshFor)
+	case r.Reads() > 0:
+		// read without a cache: no freshness to go by
+	default:
+		v.Keep, v.TTL = true, c.MaxAge
+	}
 	if oc := graphql.GetOperationContext(ctx); oc.Operation != nil {
 		v.Name, v.Type = oc.OperationName, string(oc.Operation.Operation)
 		if v.Name == "" {

@@ -37,9 +37,12 @@ const DefaultMaxBytes = 32 << 20
 
 // Verdict is what the Judge says of an executed answer.
 type Verdict struct {
-	// Keep says the answer may be served again: it has data and no
-	// errors, used no stale data, carries no federated trace, and was not
-	// cut short by a limit.
+	// Share says the answer may be given to the identical requests that
+	// waited for its execution: it has data and no errors, used no stale
+	// data, carries no federated trace, and was not cut short by a limit.
+	Share bool
+	// Keep says it may also be kept and served again later: it was built
+	// from data a cache keeps fresh (or from none), for TTL.
 	Keep bool
 	// TTL is how long it stays fresh: the remaining freshness of the
 	// freshest-expiring upstream data it used.

@@ -95,7 +95,7 @@ type fixture struct {
 func newFixture(t *testing.T, opts Options) *fixture {
 	t.Helper()
 	f := &fixture{
-		exec: &executor{verdict: Verdict{Keep: true, TTL: 30 * time.Second, Cost: 7,
+		exec: &executor{verdict: Verdict{Share: true, Keep: true, TTL: 30 * time.Second, Cost: 7,
 			Extensions: map[string]any{"cost": map[string]any{"estimated": 7, "upstreamCalls": 0}}, Name: "Q", Type: "query"}},
 		clk:  &clock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)},
 		docs: documents.New(documents.Options{}),
@@ -329,8 +329,37 @@ func TestConcurrentMissesExecuteOnce(t *testing.T) {
 	assert.EqualValues(t, n-1, f.cache.Stats().Shared)
 }
 
-// TestSharedErrorsAreNotShared: when the shared execution's answer is not
-// kept (it has errors), each waiting request executes on its own: no
+// TestUnkeptAnswersAreStillShared: an answer that may be shared but not
+// kept (built from data no cache keeps fresh: CACHE_TTL=0) goes to the
+// requests that waited for its execution, and is not served afterwards.
+func TestUnkeptAnswersAreStillShared(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Options{})
+	f.exec.verdict = Verdict{Share: true, Cost: 7}
+	f.exec.gate = make(chan struct{})
+	f.exec.started = make(chan struct{}, 16)
+	var joined atomic.Int64
+	f.cache.joined = func() { joined.Add(1) }
+	var wg sync.WaitGroup
+	bodies := make([]string, 3)
+	wg.Go(func() { _, _, bodies[0] = f.post(t, body(`{ a }`)) })
+	<-f.exec.started
+	for i := 1; i < len(bodies); i++ {
+		wg.Go(func() { _, _, bodies[i] = f.post(t, body(`{ a }`)) })
+	}
+	require.Eventually(t, func() bool { return joined.Load() == 2 }, 10*time.Second, time.Millisecond)
+	close(f.exec.gate)
+	wg.Wait()
+	assert.EqualValues(t, 1, f.exec.runs.Load(), "one execution for the three")
+	for _, b := range bodies {
+		assert.Contains(t, b, `"run":1`)
+	}
+	f.post(t, body(`{ a }`))
+	assert.EqualValues(t, 2, f.exec.runs.Load(), "not kept: a later request executes")
+}
+
+// TestSharedErrorsAreNotShared: when the shared execution's answer may not
+// be shared (it has errors), each waiting request executes on its own: no
 // client gets another's errors.
 func TestSharedErrorsAreNotShared(t *testing.T) {
 	t.Parallel()
@@ -399,7 +428,7 @@ func TestRequestError(t *testing.T) {
 func BenchmarkHit(b *testing.B) {
 	docs := documents.New(documents.Options{})
 	c := New(Options{Documents: docs, Judge: func(context.Context, *graphql.Response) Verdict {
-		return Verdict{Keep: true, TTL: time.Hour, Cost: 491, Extensions: map[string]any{"cost": map[string]any{"estimated": 491}}}
+		return Verdict{Share: true, Keep: true, TTL: time.Hour, Cost: 491, Extensions: map[string]any{"cost": map[string]any{"estimated": 491}}}
 	}})
 	data := []byte(`{"imageGroups":{"totalCount":146,"nodes":[` + strings.Repeat(`{"groupId":"group-x3efh4me","name":"Stable Diffusion"},`, 100) + `{}]}}`)
 	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -25,8 +25,10 @@ type flight struct {
 // Handler answers a request from the cache when it can, and otherwise
 // passes it to next (the GraphQL handler), keeping the answer when the
 // Judge says so. Identical requests that miss while one of them executes
-// wait for it: when its answer is kept they get it as a hit; otherwise each
-// executes on its own (an answer with errors is never another client's).
+// wait for it: when its answer may be shared they get it, kept or not (an
+// answer built from uncached data is as fresh for them as for the
+// request that ran); otherwise each executes on its own (an answer with
+// errors is never another client's).
 func (c *Cache) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -87,11 +89,12 @@ func (c *Cache) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// keep stores resp, the answer of q's execution, when the Judge says it
-// may be served again, and returns it as kept.
+// keep returns resp, the answer of q's execution, as the answer the
+// requests waiting for it get, when the Judge says it may be shared; and
+// stores it, when the Judge says it may be served again later.
 func (c *Cache) keep(ctx context.Context, q *request, resp *graphql.Response) *answer {
 	v := c.opts.Judge(ctx, resp)
-	if !v.Keep || v.TTL <= 0 || resp.Data == nil {
+	if !v.Share || resp.Data == nil {
 		return nil
 	}
 	doc, known := q.doc, q.known
@@ -117,8 +120,10 @@ func (c *Cache) keep(ctx context.Context, q *request, resp *graphql.Response) *a
 	if a.body == nil {
 		return nil
 	}
-	c.entries.Set(q.key(doc), a)
-	c.stored.Add(1)
+	if v.Keep && v.TTL > 0 {
+		c.entries.Set(q.key(doc), a)
+		c.stored.Add(1)
+	}
 	return a
 }
 
