@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -200,7 +201,16 @@ func setCode(gerr *gqlerror.Error, code string) {
 }
 
 // RecoverFunc turns a panic in a resolver into an internal error, never a
-// dead process; the presenter logs it and hides it.
-func RecoverFunc(_ context.Context, p any) error {
+// dead process; the presenter logs it and hides it. A deliberate abort
+// outside any field (http.ErrAbortHandler: a live query's SSE stream cut at
+// a drain, so that its client subscribes again elsewhere) is no error: it
+// is passed on, as the HTTP server's own recovery passes it, for net/http to
+// cut the connection without a word, where gqlgen's handler would otherwise
+// answer it as an internal error, logged with a stack, written into the
+// stream, which then ended cleanly and was not retried.
+func RecoverFunc(ctx context.Context, p any) error {
+	if p == http.ErrAbortHandler && graphql.GetFieldContext(ctx) == nil {
+		panic(p)
+	}
 	return &internalError{cause: p, stack: debug.Stack()}
 }
