@@ -10,8 +10,10 @@ FUZZTIME      ?= 30s
 FUZZFLAGS     ?=
 IMAGE         ?= imagegraph:dev
 IMAGE_CONTEXT := deploy/.build
+SOAK_DURATION ?= 10m
+SOAK_OUT      ?= $(CURDIR)/bin/soak
 
-.PHONY: fuzz fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check schema-check schema-snapshot docs
+.PHONY: fuzz soak fleet-deps monitoring-deps image image-deps image-test load load-deps subgraph-sdl run build test check fmt-check vet staticcheck generate generate-check lint unit bench e2e e2e-deps playground playground-check schema-check schema-snapshot docs
 
 ## run: serve the API on the built-in sandbox (no credentials needed) at :8080
 run:
@@ -111,6 +113,11 @@ load-deps:
 ## load: the reference operation under wrk, 32 clients on loopback, 20 ms upstream (a measurement, not a test)
 load: build load-deps
 	IMAGEGRAPH_BIN=$(CURDIR)/$(BIN) bash e2e/load/run.sh
+
+## soak: the fleet under a mixed workload for SOAK_DURATION (10m) while its parts fail in turn; summary and chart into SOAK_OUT (bin/soak/), docs/reliability.md
+# -timeout is SOAK_DURATION plus ten minutes: Go reads "2m10m" as 12m.
+soak: fleet-deps
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_OUT=$(SOAK_OUT) $(GO) test -tags soak -run '^TestSoak$$' -timeout $(SOAK_DURATION)10m -count=1 -v ./internal/fleet
 
 ## fleet-deps: Debian's redis-server and haproxy, which the fleet's tests start on loopback ports of their own
 fleet-deps:

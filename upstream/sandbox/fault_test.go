@@ -217,5 +217,61 @@ func TestStats(t *testing.T) {
 	s.ResetStats()
 	assert.Equal(t, Stats{}, s.Stats())
 	callOK(t, hs, nil)
+	// The handler counts the call out after its answer is written: the
+	// client may read it first.
+	require.Eventually(t, func() bool { return s.Stats().InFlight == 0 }, 5*time.Second, time.Millisecond)
 	assert.Equal(t, Stats{Calls: 1, MaxInFlight: 1}, s.Stats())
+}
+
+func TestFaultRate(t *testing.T) {
+	t.Parallel()
+	s, hs := testServer(t)
+	s.InjectFault(Fault{HTTPStatus: http.StatusServiceUnavailable, Rate: 0.1})
+	var failed []int
+	for n := 1; n <= 30; n++ {
+		if resp, _ := post(t, hs, signedBody(t)); resp.StatusCode != http.StatusOK {
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+			failed = append(failed, n)
+		}
+	}
+	assert.Equal(t, []int{10, 20, 30}, failed, "one request in ten, spread evenly")
+
+	s.ClearFaults()
+	s.InjectFault(Fault{HTTPStatus: http.StatusTooManyRequests, Rate: 0.03})
+	count := 0
+	for range 200 {
+		if resp, _ := post(t, hs, signedBody(t)); resp.StatusCode == http.StatusTooManyRequests {
+			count++
+		}
+	}
+	assert.Equal(t, 6, count, "exactly ⌊200·0.03⌋")
+}
+
+func TestFaultRateWithTimes(t *testing.T) {
+	t.Parallel()
+	s, hs := testServer(t)
+	// Applies to requests 2 and 4, then is used up; the next fault follows.
+	s.InjectFault(Fault{HTTPStatus: http.StatusBadGateway, Rate: 0.5, Times: 2})
+	s.InjectFault(Fault{HTTPStatus: http.StatusServiceUnavailable, Times: 1})
+	var statuses []int
+	for range 6 {
+		resp, _ := post(t, hs, signedBody(t))
+		statuses = append(statuses, resp.StatusCode)
+	}
+	assert.Equal(t, []int{
+		http.StatusOK, http.StatusBadGateway, http.StatusOK, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusOK,
+	}, statuses)
+}
+
+func TestFaultRateOutsideTheOpenIntervalIsEveryRequest(t *testing.T) {
+	t.Parallel()
+	for _, rate := range []float64{0, 1, 2, -0.5} {
+		s, hs := testServer(t)
+		s.InjectFault(Fault{HTTPStatus: http.StatusServiceUnavailable, Rate: rate})
+		for range 3 {
+			resp, _ := post(t, hs, signedBody(t))
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "rate %v", rate)
+		}
+	}
 }

@@ -30,6 +30,7 @@ package sandbox
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,7 +175,7 @@ func (s *Server) begin() func() {
 // client gives up; HTTPStatus answers with that status (and a Retry-After
 // header when RetryAfter is set); Malformed answers HTTP 200 with a body
 // that is not valid JSON; RetCode answers HTTP 200 with that RetCode and
-// Message.
+// Message. Rate makes it apply to a share of the requests only.
 type Fault struct {
 	// Latency is waited before anything else.
 	Latency time.Duration
@@ -193,16 +194,26 @@ type Fault struct {
 	// Times is the number of requests the fault applies to; 0 or less
 	// means every request until ClearFaults.
 	Times int
+	// Rate, above 0 and below 1, is the share of requests the fault
+	// applies to while it is the oldest queued, spread evenly: counting
+	// from 1 the requests it sees, it applies to request n when ⌊n·Rate⌋
+	// passes ⌊(n−1)·Rate⌋, so to exactly ⌊n·Rate⌋ of the first n (0.03:
+	// requests 34, 67, 100, …). The others are served normally and do not
+	// count against Times. 0, 1 or more (or a negative Rate) applies it to
+	// every request.
+	Rate float64
 }
 
 type queuedFault struct {
 	f    Fault
 	left int
+	// seen counts the requests a fault with a Rate has seen.
+	seen int
 }
 
 // InjectFault queues f. Faults apply first in, first out: the oldest queued
-// fault applies to each request that reaches the handler until its Times are
-// used up, then the next one does. A fault with Times 0 applies until
+// fault applies to each request that reaches the handler (or, with a Rate,
+// to its share of them) until its Times are used up, then the next one does. A fault with Times 0 applies until
 // ClearFaults, so faults queued after it never apply.
 func (s *Server) InjectFault(f Fault) {
 	s.mu.Lock()
@@ -226,6 +237,12 @@ func (s *Server) nextFault() (Fault, bool) {
 	}
 	q := &s.faults[0]
 	f := q.f
+	if r := f.Rate; r > 0 && r < 1 {
+		q.seen++
+		if math.Floor(float64(q.seen)*r) == math.Floor(float64(q.seen-1)*r) {
+			return Fault{}, false
+		}
+	}
 	if q.f.Times > 0 {
 		q.left--
 		if q.left == 0 {

@@ -24,6 +24,19 @@
 // change on its own, one sandbox.Server.Tick per interval (a version
 // published, another sent back to review, a favourites count raised).
 //
+// POST /faults makes calls of the wire protocol fail, for chaos tests (make
+// soak): a share of them, evenly spread, with {"kind": K, "rate": R}, where
+// R is above 0 and at most 1 and K is "503" (HTTP 503), "429" (HTTP 429
+// with Retry-After: 1), "timeout" (the call hangs until its client gives
+// up) or "malformed" (HTTP 200 with truncated JSON); or every one of them,
+// an outage, with {"outage": true} (503s, or {"outage": true, "kind": K}).
+// Each POST replaces the faults before it and answers 204; DELETE /faults
+// ends them (204). A body it cannot use gets 400 and {"error": "…"}.
+//
+//	curl -X POST localhost:8081/faults -d '{"kind":"503","rate":0.03}'
+//	curl -X POST localhost:8081/faults -d '{"outage":true}'
+//	curl -X DELETE localhost:8081/faults
+//
 // The sandbox accepts one key pair: SANDBOX_PUBLIC_KEY and
 // SANDBOX_PRIVATE_KEY when both are set, otherwise sandbox.DefaultPublicKey
 // and sandbox.DefaultPrivateKey (public test keys). -print-request prints
@@ -176,13 +189,17 @@ func settingsLine(latency, tick time.Duration) string {
 	return fmt.Sprintf("latency %s", latency)
 }
 
-// newMux routes the wire protocol, the counters and the changes to sb.
+// newMux routes the wire protocol, the counters, the changes and the
+// faults to sb.
 func newMux(sb *sandbox.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("POST /", sb)
 	changes := sb.ChangeHandler()
 	mux.Handle("POST /versions/{imageId}", changes)
 	mux.Handle("POST /groups/{groupId}", changes)
+	faults := serveFaults(sb)
+	mux.Handle("POST /faults", faults)
+	mux.Handle("DELETE /faults", faults)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		st := sb.Stats()
 		w.Header().Set("Content-Type", "application/json")
