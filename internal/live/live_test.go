@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -360,5 +362,26 @@ func TestPollsRunOnAlignedTicks(t *testing.T) {
 			assert.Less(t, offset, spread+slack, "replica %d polled %s into its tick", i, offset)
 			assert.Less(t, p.maxAge, spread+slack, "replica %d took data %s old", i, p.maxAge)
 		}
+	}
+}
+
+// TestNewStreamsAreRefusedWhileDraining: during a drain a new WebSocket or
+// SSE stream gets a coded 503 with Retry-After, which its client retries
+// elsewhere.
+func TestNewStreamsAreRefusedWhileDraining(t *testing.T) {
+	h := newHub(newCatalogue(), time.Second)
+	h.Drain()
+	for _, tr := range h.Transports(TransportOptions{}) {
+		req := httptest.NewRequest(http.MethodPost, "/query", strings.NewReader(`{"query":"subscription { a }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		if _, ws := tr.(*websocketTransport); ws {
+			req.Header.Set("Upgrade", "websocket")
+		}
+		rec := httptest.NewRecorder()
+		tr.Do(rec, req, nil)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "%T", tr)
+		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+		assert.Contains(t, rec.Body.String(), `"code":"`+codes.Overloaded+`"`)
 	}
 }

@@ -106,6 +106,13 @@ func (h *Hub) Transports(opts TransportOptions) []graphql.Transport {
 	return []graphql.Transport{ws, sse}
 }
 
+// refuseDraining answers a new stream during a drain: a coded 503 its
+// client retries, to another replica.
+func refuseDraining(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	gqlhttp.WriteError(w, http.StatusServiceUnavailable, "the server is shutting down: try again", codes.Overloaded)
+}
+
 // streamLonger clears the read and write deadlines the HTTP server set for
 // the request: a stream lives as long as its client, and the server's
 // ReadTimeout and WriteTimeout must not cut it (keep-alive pings notice a
@@ -134,7 +141,7 @@ func (t *websocketTransport) Supports(r *http.Request) bool { return t.inner.Sup
 // Do serves one WebSocket for as long as it lives.
 func (t *websocketTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	if t.hub.draining.Load() {
-		http.Error(w, ErrDraining.Error(), http.StatusServiceUnavailable)
+		refuseDraining(w)
 		return
 	}
 	streamLonger(w)
@@ -278,7 +285,7 @@ func (t sseTransport) Supports(r *http.Request) bool { return t.inner.Supports(r
 // rather than logged whole by gqlgen.
 func (t sseTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	if t.hub.draining.Load() {
-		http.Error(w, ErrDraining.Error(), http.StatusServiceUnavailable)
+		refuseDraining(w)
 		return
 	}
 	body, err := io.ReadAll(r.Body)
