@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/internal/codes"
+	"github.com/compshare/imagegraph/internal/testkit"
 	"github.com/compshare/imagegraph/upstream/sandbox"
 )
 
@@ -225,19 +225,10 @@ func TestSubscriptionOverWebSocket(t *testing.T) {
 func TestSubscriptionOverSSE(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, withEnv(nil))
-	body, _ := json.Marshal(map[string]any{"query": versionStatus})
-	req, err := http.NewRequest(http.MethodPost, s.url+"/query", bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, events := testkit.SubscribeSSE(t, ctx, s.url+"/query", versionStatus)
 	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	events := sseEvents(resp)
 	first := <-events
 	assert.Contains(t, first, `"status":"REVIEWING"`)
 	changeVersion(t, s, "Available")
@@ -247,26 +238,6 @@ func TestSubscriptionOverSSE(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("no event for the change")
 	}
-}
-
-// sseEvents reads the data of each `next` event of an SSE stream.
-func sseEvents(resp *http.Response) <-chan string {
-	out := make(chan string, 16)
-	go func() {
-		defer close(out)
-		sc := bufio.NewScanner(resp.Body)
-		event := ""
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "event: "):
-				event = strings.TrimPrefix(line, "event: ")
-			case strings.HasPrefix(line, "data: ") && event == "next":
-				out <- strings.TrimPrefix(line, "data: ")
-			}
-		}
-	}()
-	return out
 }
 
 // TestSubscriptionKeys: with API keys, a WebSocket sends its key in

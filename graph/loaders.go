@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/compshare/imagegraph/graph/model"
+	"github.com/compshare/imagegraph/internal/gqlhttp"
 	"github.com/compshare/imagegraph/upstream"
 )
 
@@ -163,7 +164,7 @@ func Middleware(svc upstream.Service, opt LoaderOptions, next http.Handler) http
 		opt.memo = newPageMemo(model.Mapper{Log: opt.Log, MaxPageSize: opt.MaxPageSize})
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isStream(r.Header) {
+		if gqlhttp.IsStream(r.Header) {
 			// A stream's request lives as long as its connection: its
 			// operations get loaders of their own (streamLoaders), and
 			// the request holds none.
@@ -173,11 +174,6 @@ func Middleware(svc upstream.Service, opt LoaderOptions, next http.Handler) http
 		ctx := upstream.WithUsage(r.Context(), &upstream.Usage{})
 		next.ServeHTTP(w, r.WithContext(WithLoaders(ctx, NewLoaders(svc, opt))))
 	})
-}
-
-// isStream reports a request for a WebSocket or an SSE stream.
-func isStream(h http.Header) bool {
-	return h.Get("Upgrade") != "" || strings.Contains(h.Get("Accept"), "text/event-stream")
 }
 
 // Page loads the page of q; identical Queries in one request share one call.
@@ -421,7 +417,7 @@ func (streamLoaders) Validate(graphql.ExecutableSchema) error { return nil }
 // of their own (livePoller), and an idle subscriber holds none.
 func (s streamLoaders) InterceptOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
-	if isStream(oc.Headers) && (oc.Operation == nil || oc.Operation.Operation != ast.Subscription) {
+	if gqlhttp.IsStream(oc.Headers) && (oc.Operation == nil || oc.Operation.Operation != ast.Subscription) {
 		ctx = upstream.WithUsage(ctx, &upstream.Usage{})
 		ctx = WithLoaders(ctx, NewLoaders(s.svc, s.opts))
 	}

@@ -32,7 +32,8 @@ type flight struct {
 func (c *Cache) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		if c.opts.Bypass != nil && c.opts.Bypass(r) || isStream(r) {
+		// A stream's events are not answers to keep.
+		if c.opts.Bypass != nil && c.opts.Bypass(r) || gqlhttp.IsStream(r.Header) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -210,9 +211,3 @@ func requestError(err error) *gqlerror.Error {
 // Cost is an operation's estimated cost as a client is charged it: the
 // estimate rounded up, at most MaxInt32.
 func Cost(estimate float64) int { return int(min(math.Ceil(estimate), math.MaxInt32)) }
-
-// isStream reports a request for a stream (a WebSocket, Server-Sent
-// Events): its events are not answers to keep.
-func isStream(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
-}

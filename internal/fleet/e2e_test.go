@@ -7,7 +7,6 @@ package fleet_test
 // is bounded, and everything is stopped at the end.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -196,7 +195,7 @@ func TestFleet(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		for i := range replicas {
-			events := subscribeSSE(t, ctx, replicaURL(i), sub)
+			_, events := testkit.SubscribeSSE(t, ctx, replicaURL(i), sub)
 			select {
 			case e := <-events:
 				require.Contains(t, e, `"status":"REVIEWING"`, "replica %d's first event", i+1)
@@ -281,35 +280,6 @@ func TestFleet(t *testing.T) {
 		assert.GreaterOrEqual(t, took, drain, "it served through the drain")
 		assert.Less(t, took, drain+shutdownLimit, "and stopped within the shutdown timeout")
 	})
-}
-
-// subscribeSSE subscribes to query over SSE at u (graphql-sse, distinct
-// connections) until ctx ends, and returns the data of its next events.
-func subscribeSSE(t *testing.T, ctx context.Context, u, query string) <-chan string {
-	t.Helper()
-	body, _ := json.Marshal(map[string]any{"query": query})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	events := make(chan string, 16)
-	go func() {
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				select {
-				case events <- data:
-				default:
-				}
-			}
-		}
-	}()
-	return events
 }
 
 // load sends requests through url from clients goroutines for d, the n-th

@@ -375,6 +375,12 @@ func (Unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExe
 	}
 }
 
+// IsStream reports a request, by its headers, for a stream rather than one
+// answer: a WebSocket upgrade, or a POST that accepts Server-Sent Events.
+func IsStream(h http.Header) bool {
+	return h.Get("Upgrade") != "" || strings.Contains(h.Get("Accept"), "text/event-stream")
+}
+
 // responseContentType is transport.POST's choice of media type for the
 // Accept header: the first of application/json (also for */*, application/*
 // or no Accept) and application/graphql-response+json it names, and
