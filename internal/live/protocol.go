@@ -34,9 +34,10 @@ const (
 // of a repeated key), so that a message passed on means to gqlgen what it
 // meant here.
 type protocol struct {
-	mu     sync.Mutex
-	inited bool            // a connection_init was passed on
-	active map[string]bool // operations subscribed and not yet complete
+	mu      sync.Mutex
+	inited  bool            // a connection_init was passed on
+	active  map[string]bool // operations subscribed and not yet complete
+	errored map[string]bool // operations whose last message sent was an error
 }
 
 // verdict is what to do with one message of the client.
@@ -117,15 +118,30 @@ func (p *protocol) read(data []byte) verdict {
 	return verdict{pass: true}
 }
 
-// sent records a message the server sent: a complete or an error ends its
-// operation, whose id may then be used again.
-func (p *protocol) sent(typ, id string) {
-	if typ != "complete" && typ != "error" {
-		return
-	}
+// sent records a message the server sends, of type typ for operation id,
+// and reports whether to drop it instead. A complete or an error ends its
+// operation, whose id may then be used again. The complete gqlgen sends
+// after the error that refuses a subscription is dropped: the protocol
+// ends an operation with its error, and graphql-ws's client, given both,
+// counts the operation's end twice and closes the socket under the
+// client's other subscriptions.
+func (p *protocol) sent(typ, id string) (drop bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.active, id)
+	drop = typ == "complete" && p.errored[id]
+	switch {
+	case typ == "error":
+		if p.errored == nil {
+			p.errored = map[string]bool{}
+		}
+		p.errored[id] = true
+	case p.errored[id]:
+		delete(p.errored, id)
+	}
+	if typ == "complete" || typ == "error" {
+		delete(p.active, id)
+	}
+	return drop
 }
 
 var badRequest = verdict{code: CloseBadRequest, reason: "Invalid message"}

@@ -448,27 +448,22 @@ func (t trackingImplementation) Accept(w http.ResponseWriter, r *http.Request, o
 	return c, nil
 }
 
-// trackedConn is a WebSocket the hub can close at a drain. It also drops
-// the complete gqlgen sends after an error refusing a subscription:
-// graphql-transport-ws ends an operation with its error, and graphql-ws's
-// client, given both, counts the operation's end twice and closes the
-// socket under the client's other subscriptions.
+// trackedConn is a WebSocket the hub can close at a drain, kept alive, and
+// held to graphql-transport-ws both ways (its protocol).
 type trackedConn struct {
 	transport.WebsocketConn
 	streams *streams
 	once    sync.Once
 
-	mu      sync.Mutex
-	errored map[string]bool // operations whose last message was an error
-
 	// protocol checks the client's graphql-transport-ws messages
-	// (NextReader).
+	// (NextReader) and the server's (WriteJSON).
 	protocol protocol
 
 	// The keep-alive: every keepAlive, a graphql-transport-ws ping (or
 	// graphql-ws's ka). A ping not answered by a pong within two
 	// intervals closes the connection: gqlgen clears the read deadline
-	// when a pong comes.
+	// when a pong comes. mu guards what follows.
+	mu        sync.Mutex
 	keepAlive time.Duration
 	pinger    *time.Timer
 	awaiting  bool // a ping went out, and no pong came yet
@@ -511,27 +506,12 @@ func (c *trackedConn) ping() {
 	}
 }
 
-// WriteJSON sends a message, unless it is the complete of an operation
-// that ended with an error.
+// WriteJSON sends a message, unless the protocol drops it (the complete
+// of an operation that ended with an error).
 func (c *trackedConn) WriteJSON(v any) error {
 	if c.Subprotocol() == graphqlTransportWS {
-		if typ, id, ok := messageOf(v); ok && id != "" {
-			c.protocol.sent(typ, id)
-			c.mu.Lock()
-			drop := typ == "complete" && c.errored[id]
-			switch {
-			case typ == "error":
-				if c.errored == nil {
-					c.errored = map[string]bool{}
-				}
-				c.errored[id] = true
-			case c.errored[id]:
-				delete(c.errored, id)
-			}
-			c.mu.Unlock()
-			if drop {
-				return nil
-			}
+		if typ, id, ok := messageOf(v); ok && id != "" && c.protocol.sent(typ, id) {
+			return nil
 		}
 	}
 	return c.WebsocketConn.WriteJSON(v)
