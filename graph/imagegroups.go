@@ -143,12 +143,14 @@ func groupConnection(w model.Window, n int, groups, nodes []*model.ImageGroup, c
 	if conn.Nodes == nil {
 		conn.Nodes = []*model.ImageGroup{}
 	}
+	edges := make([]model.ImageGroupEdge, len(groups))
 	for i, g := range groups {
-		conn.Edges[i] = &model.ImageGroupEdge{
+		edges[i] = model.ImageGroupEdge{
 			Cursor:          model.EncodeCursor(w.Start + i),
 			Node:            nodes[i],
 			MatchedVersions: g.KnownVersions,
 		}
+		conn.Edges[i] = &edges[i]
 	}
 	return conn
 }

@@ -25,7 +25,14 @@ const cursorPrefix = "pos:"
 
 // EncodeCursor returns the opaque cursor of position pos (zero-based).
 func EncodeCursor(pos int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.Itoa(pos)))
+	var buf [maxCursorLen]byte
+	return string(appendCursor(buf[:0], pos))
+}
+
+// appendCursor appends the cursor of position pos to dst.
+func appendCursor(dst []byte, pos int) []byte {
+	var raw [32]byte
+	return base64.RawURLEncoding.AppendEncode(dst, strconv.AppendInt(append(raw[:0], cursorPrefix...), int64(pos), 10))
 }
 
 // maxPosition is the largest position a cursor may hold: a list's length
@@ -33,17 +40,23 @@ func EncodeCursor(pos int) string {
 // windows computed from it cannot overflow an int.
 const maxPosition = math.MaxInt32
 
+// maxCursorLen is the length of the longest cursor, maxPosition's.
+const maxCursorLen = 20
+
 // decodeCursor returns the position a cursor holds; arg names the argument
 // it came in, for the error. Only the cursor EncodeCursor writes for a
 // position decodes: not another spelling of it (other padding bits in the
 // last base64 character, a line break, which the base64 decoder skips, a
 // zero before the number), so that a position has one cursor.
 func decodeCursor(arg, c string) (int, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
-			if pos, err := strconv.Atoi(s); err == nil && pos >= 0 && pos <= maxPosition && EncodeCursor(pos) == c {
-				return pos, nil
+	if len(c) <= maxCursorLen {
+		var raw, again [maxCursorLen]byte
+		b, err := base64.RawURLEncoding.AppendDecode(raw[:0], []byte(c))
+		if err == nil {
+			if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
+				if pos, err := strconv.Atoi(s); err == nil && pos >= 0 && pos <= maxPosition && string(appendCursor(again[:0], pos)) == c {
+					return pos, nil
+				}
 			}
 		}
 	}
@@ -52,8 +65,15 @@ func decodeCursor(arg, c string) (int, error) {
 
 // PageArgs are a connection's validated first/after/last/before.
 type PageArgs struct {
-	first, last   *int
-	after, before *int
+	first, last   optInt
+	after, before optInt
+}
+
+// optInt is an optional argument: n, when set. It is a value, not a
+// pointer, so that parsing a connection's arguments allocates nothing.
+type optInt struct {
+	n   int
+	set bool
 }
 
 // DefaultFirst is the page size when neither first nor last is given.
@@ -66,38 +86,41 @@ const DefaultMaxPageSize = 500
 // maxPage, cursors that decode. Neither first nor last means first: 20.
 func ParsePageArgs(first *int, after *string, last *int, before *string, maxPage int) (PageArgs, error) {
 	var p PageArgs
-	for _, a := range []struct {
-		name string
-		v    *int
-		dst  **int
-	}{{"first", first, &p.first}, {"last", last, &p.last}} {
-		if a.v == nil {
-			continue
-		}
-		if *a.v < 0 || *a.v > maxPage {
-			return p, InputErrorf("%s must be between 0 and %d, got %d", a.name, maxPage, *a.v)
-		}
-		*a.dst = a.v
+	var err error
+	if p.first, err = pageSize("first", first, maxPage); err != nil {
+		return p, err
 	}
-	for _, c := range []struct {
-		name string
-		v    *string
-		dst  **int
-	}{{"after", after, &p.after}, {"before", before, &p.before}} {
-		if c.v == nil {
-			continue
-		}
-		pos, err := decodeCursor(c.name, *c.v)
-		if err != nil {
-			return p, err
-		}
-		*c.dst = &pos
+	if p.last, err = pageSize("last", last, maxPage); err != nil {
+		return p, err
 	}
-	if p.first == nil && p.last == nil {
-		n := DefaultFirst
-		p.first = &n
+	if p.after, err = cursorArg("after", after); err != nil {
+		return p, err
+	}
+	if p.before, err = cursorArg("before", before); err != nil {
+		return p, err
+	}
+	if !p.first.set && !p.last.set {
+		p.first = optInt{n: DefaultFirst, set: true}
 	}
 	return p, nil
+}
+
+func pageSize(name string, v *int, maxPage int) (optInt, error) {
+	if v == nil {
+		return optInt{}, nil
+	}
+	if *v < 0 || *v > maxPage {
+		return optInt{}, InputErrorf("%s must be between 0 and %d, got %d", name, maxPage, *v)
+	}
+	return optInt{n: *v, set: true}, nil
+}
+
+func cursorArg(name string, v *string) (optInt, error) {
+	if v == nil {
+		return optInt{}, nil
+	}
+	pos, err := decodeCursor(name, *v)
+	return optInt{n: pos, set: err == nil}, err
 }
 
 // Window is a slice [Start, End) of a list.
@@ -111,7 +134,7 @@ func (w Window) Size() int { return w.End - w.Start }
 // end. With `before`, `last` counts back from the cursor; only a cursor
 // past the list's end (the list shrank) moves the window, which the page's
 // own count then reveals.
-func (p PageArgs) NeedsTotal() bool { return p.last != nil && p.before == nil }
+func (p PageArgs) NeedsTotal() bool { return p.last.set && !p.before.set }
 
 // Window applies Relay's pagination algorithm to a list of total items:
 // slice by after and before, then by first, then by last. total < 0 means
@@ -122,20 +145,20 @@ func (p PageArgs) Window(total int) Window {
 	if total >= 0 {
 		w.End = total
 	}
-	if p.after != nil && *p.after+1 > w.Start {
-		w.Start = *p.after + 1
+	if p.after.set && p.after.n+1 > w.Start {
+		w.Start = p.after.n + 1
 	}
-	if p.before != nil && *p.before < w.End {
-		w.End = *p.before
+	if p.before.set && p.before.n < w.End {
+		w.End = p.before.n
 	}
 	if w.Start > w.End {
 		w.Start = w.End
 	}
-	if p.first != nil && w.Start+*p.first < w.End {
-		w.End = w.Start + *p.first
+	if p.first.set && w.Start+p.first.n < w.End {
+		w.End = w.Start + p.first.n
 	}
-	if p.last != nil && w.End-*p.last > w.Start {
-		w.Start = w.End - *p.last
+	if p.last.set && w.End-p.last.n > w.Start {
+		w.Start = w.End - p.last.n
 	}
 	if total >= 0 && w.Start > total {
 		w.Start, w.End = total, total

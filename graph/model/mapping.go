@@ -21,44 +21,54 @@ type Mapper struct {
 
 // Groups maps the groups of one response. complete says whether the request
 // had no version-level filter, so that each group's Data is all its versions.
+// The groups, their versions and the values those point at are allocated
+// together, a few arrays for the whole page.
 func (m Mapper) Groups(resp *upstream.DescribeCommunityImagesResponse, complete bool) []*ImageGroup {
-	out := make([]*ImageGroup, len(resp.CompshareImageGroup))
-	for i := range resp.CompshareImageGroup {
-		out[i] = m.Group(&resp.CompshareImageGroup[i], complete)
-	}
-	return out
+	return m.groups(resp.CompshareImageGroup, complete)
 }
 
 // Group maps one group and its versions. KnownVersions keeps the upstream's
 // order; a complete group also keeps them in the API's version order for
 // versions and latestVersion.
 func (m Mapper) Group(g *upstream.ImageGroup, complete bool) *ImageGroup {
-	group := &ImageGroup{
-		GroupID:        g.GroupId,
-		Name:           g.ImageName,
-		Description:    g.ImageDesc,
-		CreatedCount:   g.CreatedCount,
-		FavoritesCount: g.FavoritesCount,
-		RecommendCount: g.RecommendCount,
-		UseTime:        g.ImageUseTime,
-		IsFavorite:     g.IsFavorite,
-		Status:         m.groupStatus(g),
-		Complete:       complete,
-		maxPage:        m.MaxPageSize,
+	return m.groups([]upstream.ImageGroup{*g}, complete)[0]
+}
+
+func (m Mapper) groups(in []upstream.ImageGroup, complete bool) []*ImageGroup {
+	groups := make([]ImageGroup, len(in))
+	out := make([]*ImageGroup, len(in))
+	slab := newVersionSlab(in, complete)
+	for i := range in {
+		g, group := &in[i], &groups[i]
+		*group = ImageGroup{
+			GroupID:        g.GroupId,
+			Name:           g.ImageName,
+			Description:    g.ImageDesc,
+			CreatedCount:   g.CreatedCount,
+			FavoritesCount: g.FavoritesCount,
+			RecommendCount: g.RecommendCount,
+			UseTime:        g.ImageUseTime,
+			IsFavorite:     g.IsFavorite,
+			Status:         m.groupStatus(g),
+			Complete:       complete,
+			maxPage:        m.MaxPageSize,
+		}
+		group.KnownVersions = slab.refs(len(g.Data))
+		for j := range g.Data {
+			v := slab.version()
+			m.fillVersion(v, &g.Data[j], slab)
+			v.GroupID = g.GroupId
+			v.Parent = group
+			group.KnownVersions[j] = v
+		}
+		if complete {
+			group.sorted = slab.refs(len(g.Data))
+			copy(group.sorted, group.KnownVersions)
+			slices.SortStableFunc(group.sorted, compareVersions)
+		}
+		out[i] = group
 	}
-	group.KnownVersions = make([]*ImageVersion, len(g.Data))
-	slab := newVersionSlab(g.Data)
-	for i := range g.Data {
-		v := &slab.versions[i]
-		m.fillVersion(v, &g.Data[i], slab)
-		v.GroupID = g.GroupId
-		v.Parent = group
-		group.KnownVersions[i] = v
-	}
-	if complete {
-		group.sorted = SortVersions(group.KnownVersions)
-	}
-	return group
+	return out
 }
 
 // Version maps one version. Its GroupID and Parent are left to the caller.
@@ -102,31 +112,57 @@ func (m Mapper) fillVersion(v *ImageVersion, img *upstream.Image, slab *versionS
 	}
 }
 
-// versionSlab holds the versions of one group and the values their pointer
-// fields point at, each kind in one array, so that mapping a group costs a
+// versionSlab holds the versions of one page and the values their pointer
+// fields point at, each kind in one array, so that mapping a page costs a
 // handful of allocations instead of several per version. Its slices are
 // made at their final length or capacity and never grow, so pointers into
 // them stay valid. A nil *versionSlab allocates each value on its own.
 type versionSlab struct {
-	versions []ImageVersion
+	versions []ImageVersion // the versions not handed out yet
+	// refList holds the groups' KnownVersions and, for complete groups,
+	// their sorted versions: the part not handed out yet.
+	refList  []*ImageVersion
 	times    []time.Time
 	strs     []string
 	portVals []SoftwarePort
 	portRefs []*SoftwarePort
 }
 
-func newVersionSlab(imgs []upstream.Image) *versionSlab {
-	nPorts := 0
-	for i := range imgs {
-		nPorts += len(imgs[i].SoftwarePorts)
+func newVersionSlab(groups []upstream.ImageGroup, complete bool) *versionSlab {
+	nVersions, nPorts := 0, 0
+	for i := range groups {
+		nVersions += len(groups[i].Data)
+		for j := range groups[i].Data {
+			nPorts += len(groups[i].Data[j].SoftwarePorts)
+		}
+	}
+	nRefs := nVersions
+	if complete {
+		nRefs *= 2
 	}
 	return &versionSlab{
-		versions: make([]ImageVersion, len(imgs)),
-		times:    make([]time.Time, 0, len(imgs)),
-		strs:     make([]string, 0, 2*len(imgs)),
+		versions: make([]ImageVersion, nVersions),
+		refList:  make([]*ImageVersion, nRefs),
+		times:    make([]time.Time, 0, nVersions),
+		strs:     make([]string, 0, 2*nVersions),
 		portVals: make([]SoftwarePort, 0, nPorts),
 		portRefs: make([]*SoftwarePort, 0, nPorts),
 	}
+}
+
+// version hands out the next version.
+func (s *versionSlab) version() *ImageVersion {
+	v := &s.versions[0]
+	s.versions = s.versions[1:]
+	return v
+}
+
+// refs hands out the next n version pointers, capped so that appending to
+// them cannot reach the next group's.
+func (s *versionSlab) refs(n int) []*ImageVersion {
+	r := s.refList[:n:n]
+	s.refList = s.refList[n:]
+	return r
 }
 
 // optional returns a pointer to s, or nil for an empty s.
