@@ -45,6 +45,11 @@ func FuzzDecodeBody(f *testing.F) {
 		`{"Unknown":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`,
 		`{"RetCode":0,"CompshareImageGroup":[{`, `{"RetCode":0} trailing`, `[]`, ``, `null`, ` {"TotalCount": 4} `,
 		`{"Message":"\u0000"}`, `{"Message":"\/"}`, `{"Message":"\x"}`, "{\"Message\":\"a\tb\"}",
+		// Invalid escapes in values no field takes, with enough body after
+		// them that sonic skips them unchecked.
+		`{"Unknown":"\0` + strings.Repeat("a", 40) + `"}`,
+		`{"Unknown":["\u00zz","` + strings.Repeat("a", 40) + `"]}`,
+		`{"CompshareImageGroup":[{"Data":[{"Unknown":"\x","Name":"` + strings.Repeat("b", 40) + `"}]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
