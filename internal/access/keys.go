@@ -94,16 +94,16 @@ func parseKeys(r io.Reader, where string) (*Keys, error) {
 		var e keyEntry
 		e.name = name
 		if len(hexSum) != hex.EncodedLen(sha256.Size) {
-			return nil, fmt.Errorf("%s: key %q: want the SHA-256 of the key as %d hex digits, not the key itself", pos(line), name, hex.EncodedLen(sha256.Size))
+			return nil, fmt.Errorf("%s: %s: want the SHA-256 of the key as %d hex digits, not the key itself", pos(line), keyRef(name), hex.EncodedLen(sha256.Size))
 		}
 		if _, err := hex.Decode(e.hash[:], []byte(hexSum)); err != nil {
-			return nil, fmt.Errorf("%s: key %q: the SHA-256 holds a character that is not a hex digit", pos(line), name)
+			return nil, fmt.Errorf("%s: %s: the SHA-256 holds a character that is not a hex digit", pos(line), keyRef(name))
 		}
 		if first, dup := names[name]; dup {
-			return nil, fmt.Errorf("%s: key name %q is already used on line %d", pos(line), name, first)
+			return nil, fmt.Errorf("%s: the name of %s is already used on line %d", pos(line), keyRef(name), first)
 		}
 		if first, dup := hashes[e.hash]; dup {
-			return nil, fmt.Errorf("%s: key %q has the same hash as key %q on line %d", pos(line), name, first.name, first.line)
+			return nil, fmt.Errorf("%s: %s has the same hash as %s on line %d", pos(line), keyRef(name), keyRef(first.name), first.line)
 		}
 		names[name] = line
 		hashes[e.hash] = seen{line: line, name: name}
@@ -125,6 +125,20 @@ func parseKeys(r io.Reader, where string) (*Keys, error) {
 		return nil, fmt.Errorf("%s no keys", where)
 	}
 	return &k, nil
+}
+
+// minSecretLen is the length from which a name could be a key pasted in
+// the wrong place (`KEY:`, or a hex key where its name goes): keys are at
+// least this long, names usually much shorter.
+const minSecretLen = 16
+
+// keyRef is how an error names the key called name: `key "ci"`, or, for a
+// name as long as a key, without repeating it (its line says which).
+func keyRef(name string) string {
+	if len(name) >= minSecretLen {
+		return "the key (its name, as long as a key, not repeated)"
+	}
+	return fmt.Sprintf("key %q", name)
 }
 
 // validKeyName reports whether name is 1 to maxKeyNameLen characters of

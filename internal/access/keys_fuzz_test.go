@@ -23,6 +23,7 @@ const (
 	secretAsHeader          // Authorization: Bearer key
 	secretCommented         // a comment that holds the key
 	secretHashed            // k0:sha256(key), as it should be
+	secretAsName            // key:, the key where its name goes
 	secretPlaces
 )
 
@@ -53,6 +54,8 @@ func FuzzParseKeys(f *testing.F) {
 		{"clé:" + sha("x"), sha("z"), secretAlone, true},
 		{"ci:" + strings.Repeat("a", 70_000), "sk_live_4f9a2c7e1b3d5f60", secretAsHash, false},
 		{"ci:" + sha("ci-key")[:63] + "g", "sk_live_4f9a2c7e1b3d5f60", secretAsHash, false},
+		{"", "sk_live_4f9a2c7e1b3d5f60", secretAsName, false},
+		{sha("ci-key") + ":ci", "sk_live_4f9a2c7e1b3d5f60", secretHashed, true},
 	} {
 		f.Add([]byte(seed.file), seed.secret, seed.place, seed.before)
 	}
@@ -72,6 +75,8 @@ func FuzzParseKeys(f *testing.F) {
 			line = "# the key is " + secret
 		case secretHashed:
 			line = "k0:" + sha(secret)
+		case secretAsName:
+			line = secret + ":"
 		}
 		content := append(append([]byte{}, file...), "\n"+line+"\n"...)
 		if before {

@@ -19,10 +19,12 @@ import (
 
 // Test keys and their SHA-256s.
 const (
-	keyCI   = "ci-0f4c2b7e9d1a"
-	keyWeb  = "web-8b1e5a3c7f20"
-	keyOps  = "ops-5d9e2c4a6b81"
-	keyGone = "revoked-1a2b3c4d"
+	keyCI = "ci-0f4c2b7e9d1a"
+	// pastedKey is a key of the usual length, pasted where a name goes.
+	pastedKey = "sk_live_4f9a2c7e1b3d5f60"
+	keyWeb    = "web-8b1e5a3c7f20"
+	keyOps    = "ops-5d9e2c4a6b81"
+	keyGone   = "revoked-1a2b3c4d"
 )
 
 // sum is the hex SHA-256 of key, as a keys file holds it.
@@ -62,12 +64,14 @@ func TestParseKeys(t *testing.T) {
 		{"long hash", "ci:" + hCI + "0", 0, `line 1: key "ci": want the SHA-256`},
 		{"the key instead of its hash", "ci:" + keyCI, 0, `line 1: key "ci": want the SHA-256`},
 		{"not hex", "ci:" + hCI[:63] + "g", 0, `line 1: key "ci": the SHA-256 holds a character that is not a hex digit`},
+		{"a key where the name goes", pastedKey + ":", 0, `line 1: the key (its name, as long as a key, not repeated): want the SHA-256`},
+		{"a hash where the name goes", hCI + ":ci", 0, `line 1: the key (its name, as long as a key, not repeated): want the SHA-256`},
 		{"empty name", ":" + hCI, 0, "line 1: the key name must be"},
 		{"name with a space", "c i:" + hCI, 0, "line 1: the key name must be"},
 		{"name with a slash", "ci/1:" + hCI, 0, "line 1: the key name must be"},
 		{"name not ASCII", "clé:" + hCI, 0, "line 1: the key name must be"},
 		{"name too long", strings.Repeat("a", 65) + ":" + hCI, 0, "line 1: the key name must be"},
-		{"duplicate name", "ci:" + hCI + "\n\nci:" + hWeb, 0, `line 3: key name "ci" is already used on line 1`},
+		{"duplicate name", "ci:" + hCI + "\n\nci:" + hWeb, 0, `line 3: the name of key "ci" is already used on line 1`},
 		{"duplicate hash in another case", "ci:" + hCI + "\nweb:" + strings.ToUpper(hCI), 0, `line 2: key "web" has the same hash as key "ci" on line 1`},
 		{"empty", "", 0, "API keys: no keys"},
 		{"only comments", "# nobody\n\n", 0, "API keys: no keys"},
@@ -84,7 +88,7 @@ func TestParseKeys(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, k)
 			assert.Contains(t, err.Error(), tc.wantErr)
-			for _, secret := range []string{hCI, hCI[:63], strings.ToUpper(hCI), hWeb, keyCI} {
+			for _, secret := range []string{hCI, hCI[:63], strings.ToUpper(hCI), hWeb, keyCI, pastedKey} {
 				assert.NotContains(t, err.Error(), secret, "errors never show a hash or a key")
 			}
 		})
