@@ -205,8 +205,32 @@ func lex(query string) ([]token, bool) {
 		case lexer.Comment:
 			continue
 		}
-		out = append(out, token{tok.Kind, query[offsets[tok.Pos.Start]:offsets[tok.Pos.End]]})
+		// gqlparser's lexer ends a block string whose text ends in a quote
+		// (`"""a""""`, whose value is `a"`) one rune early: the text is the
+		// one that lexes back to the token, the extra rune taken if need be.
+		text, ok := tokenText(query, offsets, tok)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, token{tok.Kind, text})
 	}
+}
+
+// tokenText is the text of tok in query: what lexes, alone, to tok's kind
+// and value and nothing after it.
+func tokenText(query string, offsets []int, tok lexer.Token) (string, bool) {
+	for end := tok.Pos.End; end <= tok.Pos.End+1 && end < len(offsets); end++ {
+		text := query[offsets[tok.Pos.Start]:offsets[end]]
+		lx := lexer.New(&ast.Source{Input: text})
+		alone, err := lx.ReadToken()
+		if err != nil || alone.Kind != tok.Kind || alone.Value != tok.Value {
+			continue
+		}
+		if next, err := lx.ReadToken(); err == nil && next.Kind == lexer.EOF {
+			return text, true
+		}
+	}
+	return "", false
 }
 
 // ignored are the GraphQL ignored tokens put between tokens: whitespace,
