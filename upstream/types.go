@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 )
 
 // ActionDescribeCommunityImages is the one upstream action this package speaks.
@@ -154,6 +155,50 @@ type DescribeCommunityImagesResponse struct {
 	ImageSet []Image `json:",omitempty"`
 	// RequestID is the upstream's X-UCLOUD-REQUEST-UUID header, not part of the body.
 	RequestID string `json:"-"`
+
+	// views are what readers derived from the response: see View.
+	views []view
+}
+
+type view struct{ key, value any }
+
+// viewsMu guards every response's views: one lock for all, held for a
+// look through a list of one or two, which keeps the response a plain
+// value (tests compare and encode it by value).
+var viewsMu sync.Mutex
+
+// View returns what build derives from the response under key (a
+// comparable value naming what is derived and how), building it once:
+// the readers that share a response (the hits of a cache, the callers of a
+// coalesced call) share what they derive from it, and it lives exactly as
+// long as the response, not a garbage collection longer. build runs
+// without the lock, so two first readers may both build; the first value
+// stored is the one every reader gets. A response is read-only once read,
+// and so are its views.
+func (r *DescribeCommunityImagesResponse) View(key any, build func() any) any {
+	viewsMu.Lock()
+	v, ok := r.view(key)
+	viewsMu.Unlock()
+	if ok {
+		return v
+	}
+	v = build()
+	viewsMu.Lock()
+	defer viewsMu.Unlock()
+	if stored, ok := r.view(key); ok {
+		return stored
+	}
+	r.views = append(r.views, view{key, v})
+	return v
+}
+
+func (r *DescribeCommunityImagesResponse) view(key any) (any, bool) {
+	for _, v := range r.views {
+		if v.key == key {
+			return v.value, true
+		}
+	}
+	return nil, false
 }
 
 // ImageGroup is the reference's CompshareImageGroup: one version group.
