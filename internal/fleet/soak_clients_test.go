@@ -451,6 +451,7 @@ func (f *soakFleet) sample(ctx context.Context, rec *soak.Recorder) {
 			}
 			m := scrapeMetrics(client, r.metricsPort)
 			round = append(round, soak.Resource{Tick: n, At: time.Now(), Replica: r.name, PID: pid, RSS: rss, FDs: len(fds),
+				RedisConns: connsTo(pid, fds, f.redisPort),
 				Goroutines: m.goroutines, UpstreamCalls: m.upstreamCalls, LimiterWait: m.limiterWait})
 		}
 		rec.Resources(round...)

@@ -41,6 +41,11 @@ type Resource struct {
 	RSS int64
 	// FDs is the number of its open descriptors.
 	FDs int
+	// RedisConns is how many of them are connections to Redis. go-redis's
+	// pool keeps as many as its busiest moment needed (a burst after Redis
+	// restarts), up to its PoolSize, for as long as the process lives:
+	// bounded, not a leak, so the descriptors' level leaves them out.
+	RedisConns int
 	// Goroutines is go_goroutines from its metrics, -1 when they did not
 	// answer.
 	Goroutines int

@@ -49,9 +49,9 @@ func Write(dir string, in Input, s Summary) error {
 		return err
 	}
 	sec := func(t time.Time) string { return strconv.FormatFloat(t.Sub(in.Start).Seconds(), 'f', 3, 64) }
-	resources := [][]string{{"seconds", "replica", "pid", "rss_bytes", "fds", "goroutines", "upstream_calls", "limiter_wait_seconds"}}
+	resources := [][]string{{"seconds", "replica", "pid", "rss_bytes", "fds", "redis_conns", "goroutines", "upstream_calls", "limiter_wait_seconds"}}
 	for _, r := range in.Resources {
-		resources = append(resources, []string{sec(r.At), r.Replica, strconv.Itoa(r.PID), strconv.FormatInt(r.RSS, 10), strconv.Itoa(r.FDs), strconv.Itoa(r.Goroutines),
+		resources = append(resources, []string{sec(r.At), r.Replica, strconv.Itoa(r.PID), strconv.FormatInt(r.RSS, 10), strconv.Itoa(r.FDs), strconv.Itoa(r.RedisConns), strconv.Itoa(r.Goroutines),
 			strconv.FormatFloat(r.UpstreamCalls, 'f', -1, 64), strconv.FormatFloat(r.LimiterWait, 'f', 3, 64)})
 	}
 	requests := [][]string{{"seconds", "latency_ms", "replica", "transport", "kind", "outcome"}}

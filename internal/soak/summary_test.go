@@ -176,7 +176,7 @@ func TestWrite(t *testing.T) {
 	samples, err := os.ReadFile(filepath.Join(dir, soak.ResourcesCSV))
 	require.NoError(t, err)
 	assert.Equal(t, len(in.Resources)+1, bytes.Count(samples, []byte("\n")), "a header and a line a sample")
-	assert.True(t, bytes.HasPrefix(samples, []byte("seconds,replica,pid,rss_bytes,fds,goroutines,upstream_calls,limiter_wait_seconds\n0.000,replica 1,11,41943040,30,60,0,0.000\n")), "%.100s", samples)
+	assert.True(t, bytes.HasPrefix(samples, []byte("seconds,replica,pid,rss_bytes,fds,redis_conns,goroutines,upstream_calls,limiter_wait_seconds\n0.000,replica 1,11,41943040,30,0,60,0,0.000\n")), "%.100s", samples)
 	reqs, err := os.ReadFile(filepath.Join(dir, soak.RequestsCSV))
 	require.NoError(t, err)
 	assert.Equal(t, len(in.Requests)+1, bytes.Count(reqs, []byte("\n")))
@@ -200,6 +200,28 @@ func TestSeries(t *testing.T) {
 	assert.Contains(t, s.RSS, "replica 2, restarted")
 	require.Len(t, s.Faults, 2)
 	assert.InDelta(t, 5.0, s.Faults[1].From, 0.01, "minutes")
+}
+
+// TestSummarizeLeavesRedisPoolOut: connections to Redis that a replica's
+// pool opened after the warm-up (its busiest moment, a burst after Redis
+// restarts) do not count as descriptors that grew; the same number of other
+// descriptors does.
+func TestSummarizeLeavesRedisPoolOut(t *testing.T) {
+	t.Parallel()
+	for _, pool := range []bool{true, false} {
+		in := run(t, 0)
+		for i := range in.Resources {
+			r := &in.Resources[i]
+			if r.PID == 11 && r.At.After(t0.Add(in.Plan.WarmUp)) {
+				r.FDs += 20
+				if pool {
+					r.RedisConns = 20
+				}
+			}
+		}
+		g := goal(t, soak.Summarize(in), "descriptors flat after the last fault")
+		assert.Equal(t, pool, g.Met, "Redis's pool %v: %+v", pool, g)
+	}
 }
 
 func TestSummarizeAShortSoakLeavesLevelsUnjudged(t *testing.T) {
