@@ -17,7 +17,7 @@ func Markdown() string {
 Every setting is an environment variable and a flag of the same name in
 lower case with dashes (` + "`COMPSHARE_QPS`" + ` is ` + "`-compshare-qps`" + `); a flag wins
 over the variable. ` + "`imagegraph -h`" + ` lists them with their defaults. A
-variable set to the empty string counts as not set, except where the empty
+variable or flag set to the empty string counts as not set, except where the empty
 string turns a setting off (` + "`METRICS_ADDR=`" + `). Each value is checked when it is
 read: a setting that cannot work stops the server at start with a message
 that names it. Secrets are never logged; the settings, masked, are logged at

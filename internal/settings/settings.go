@@ -188,11 +188,11 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 	fs := flag.NewFlagSet("imagegraph", flag.ContinueOnError)
 	fs.SetOutput(out)
 	for _, e := range table {
-		fs.Var(e.value, e.Flag(), fmt.Sprintf("%s (env %s)", e.Usage, e.Name))
+		fs.Var(flagValue{e.value, e.EmptyOK}, e.Flag(), fmt.Sprintf("%s (env %s)", e.Usage, e.Name))
 	}
 	fs.BoolVar(&s.PrintSchema, "print-schema", false, "print the federation subgraph SDL (what _service { sdl } answers) to stdout and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: imagegraph [flags]\n\nEvery flag can also be set by its environment variable; flags win.\n\n")
+		fmt.Fprintf(out, "Usage: imagegraph [flags]\n\nEvery flag can also be set by its environment variable; flags win.\nA flag or variable set to \"\" is not set, except where \"\" turns a setting off.\n\n")
 		fs.PrintDefaults()
 	}
 	// The environment first, so that flags override it. The defaults -h
@@ -213,6 +213,37 @@ func Load(args []string, lookupEnv func(string) (string, bool), out io.Writer) (
 		return s, err
 	}
 	return s, s.Validate()
+}
+
+// flagValue is an entry's value as a flag. A flag set to "" is not set,
+// as a variable set to "" is not, except for a setting that "" turns off:
+// -region= would otherwise be a region of "", which the same setting
+// written back to the environment cannot say (FuzzSetting found it).
+type flagValue struct {
+	flag.Value
+	emptyOK bool
+}
+
+func (f flagValue) Set(v string) error {
+	if v == "" && !f.emptyOK {
+		return nil
+	}
+	return f.Value.Set(v)
+}
+
+// String is the value's; "" for the zero flagValue, which -h builds to
+// tell a default from none.
+func (f flagValue) String() string {
+	if f.Value == nil {
+		return ""
+	}
+	return f.Value.String()
+}
+
+// IsBoolFlag keeps -flag standing for -flag=true for a boolean setting.
+func (f flagValue) IsBoolFlag() bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // Validate reports the first setting that cannot work. Each setting's own

@@ -56,6 +56,17 @@ func TestLoad(t *testing.T) {
 	assert.Equal(t, Defaults().Cache.TTL, s.Cache.TTL)
 	assert.Equal(t, ":9090", Defaults().MetricsAddr)
 
+	// So is a flag set to "", whatever the variable says, and a boolean
+	// flag alone is still true.
+	s, err = Load([]string{"-metrics-addr=", "-compshare-base-url=", "-compshare-region", "", "-introspection=false", "-playground"},
+		env(map[string]string{"COMPSHARE_REGION": "cn-sh2", "PLAYGROUND": "false"}), io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, s.MetricsAddr, "-metrics-addr= turns metrics off")
+	assert.Equal(t, Defaults().BaseURL, s.BaseURL)
+	assert.Equal(t, "cn-sh2", s.Region, "-compshare-region \"\" leaves the variable's value")
+	assert.False(t, s.Introspection)
+	assert.True(t, s.Playground)
+
 	var help bytes.Buffer
 	_, err = Load([]string{"-h"}, env(map[string]string{"COMPSHARE_PRIVATE_KEY": "secret-from-env"}), &help)
 	assert.True(t, errors.Is(err, flag.ErrHelp))
