@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/compshare/imagegraph/internal/access"
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // The places FuzzParseKeys writes a secret into a keys file: where an
@@ -60,7 +61,7 @@ func FuzzParseKeys(f *testing.F) {
 		f.Add([]byte(seed.file), seed.secret, seed.place, seed.before)
 	}
 	f.Fuzz(func(t *testing.T, file []byte, raw string, place uint8, before bool) {
-		secret := secretLike(raw)
+		secret := testkit.SecretLike(raw)
 		var line string
 		switch place % secretPlaces {
 		case secretAlone:
@@ -108,23 +109,6 @@ func FuzzParseKeys(f *testing.F) {
 			assert.Equal(t, "k0", name)
 		}
 	})
-}
-
-// secretLike turns the fuzzer's string into a key of the shape keys have:
-// at least 16 of A-Z a-z 0-9 _ -, which a line's whitespace trimming and
-// its colon cannot split.
-func secretLike(raw string) string {
-	s := strings.Map(func(r rune) rune {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '_', r == '-':
-			return r
-		}
-		return -1
-	}, raw)
-	if len(s) < 16 {
-		s += "Zq7Xk9Lm2Pw4Rt8v"[len(s):]
-	}
-	return s
 }
 
 // named reports whether s is part of what some line has before its colon:

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/compshare/imagegraph/internal/testkit"
 )
 
 // FuzzSetting gives one setting of the table an arbitrary value, through
@@ -45,7 +47,7 @@ func FuzzSetting(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name, value, secret string, viaFlag bool) {
 		e := entry(table, name)
-		secret = secretLike(secret)
+		secret = testkit.SecretLike(secret)
 		v, hidden := value, ""
 		switch {
 		case e.Secret:
@@ -117,22 +119,6 @@ func entry(table []Entry, name string) Entry {
 		}
 	}
 	return table[n%len(table)]
-}
-
-// secretLike turns the fuzzer's string into a secret: at least 16
-// characters, none of which a URL escapes or a setting trims.
-func secretLike(raw string) string {
-	s := strings.Map(func(r rune) rune {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '_', r == '-':
-			return r
-		}
-		return -1
-	}, raw)
-	if len(s) < 16 {
-		s += "hunter2Zq7Xk9Lm2"[len(s):]
-	}
-	return s
 }
 
 // scheme turns the fuzzer's string into a URL scheme (letters, digits, +
